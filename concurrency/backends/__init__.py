@@ -1,0 +1,52 @@
+"""The seam between the facade and the backends.
+
+Facade classes ask `implementation()` which backend module builds their
+objects. That choice is made once per object, at construction: the methods
+users call afterwards belong to the backend's own class, so `fast` pays no
+per-operation dispatch. Inside a model execution the model runtime installs
+itself in `execution_state`, and objects created there are scheduled by it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from types import ModuleType
+from typing import Any
+
+from .._config import MODEL_STRATEGIES, backend_from_environment
+
+ACTIVE_BACKEND: str = backend_from_environment()
+
+
+class _ExecutionState(threading.local):
+    """Per-OS-thread slot holding the model runtime that is executing here, if any."""
+
+    runtime: Any = None
+
+
+execution_state = _ExecutionState()
+
+
+def _real_thread_module(name: str) -> ModuleType:
+    return importlib.import_module(f"{__name__}.{name}")
+
+
+def implementation() -> Any:
+    """The backend module that should build an object created right now."""
+    runtime = execution_state.runtime
+    if runtime is not None:
+        return runtime.primitives
+    return _PROCESS_MODULE
+
+
+def real_thread_module() -> ModuleType:
+    """The real-thread backend used outside model executions."""
+    return _PROCESS_MODULE
+
+
+# Loaded last: the backend modules import the facade, which imports this module.
+# Outside model executions the model strategies use the checked backend.
+_PROCESS_MODULE: ModuleType = _real_thread_module(
+    "threading" if ACTIVE_BACKEND in MODEL_STRATEGIES else ACTIVE_BACKEND
+)

@@ -1,0 +1,695 @@
+"""Primitives shared by the two real-thread backends, `fast` and `threading`.
+
+Everything blocks by parking on a `_thread` lock (a futex or semaphore in the
+kernel), never by polling. State is guarded by one raw lock per object and
+`WaitQueue` plays the role of `threading.Condition` without its overhead.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from types import SimpleNamespace, TracebackType
+from typing import Any
+
+from .. import sync, thread
+from .._errors import BrokenBarrierError, Disconnected, Empty, check_timeout, raise_poisoned
+from ..sync import atomic
+
+allocate_lock = threading.Lock
+get_ident = threading.get_ident
+monotonic = time.monotonic
+
+_serial = itertools.count(1)
+
+
+def next_name(kind: str) -> str:
+    """A process-unique label such as `Mutex#7` for objects created without a name."""
+    return f"{kind}#{next(_serial)}"
+
+
+class WaitQueue:
+    """Threads parked until notified, guarded by the caller's raw lock."""
+
+    __slots__ = ("_waiters",)
+
+    def __init__(self) -> None:
+        self._waiters: deque[Any] = deque()
+
+    def __bool__(self) -> bool:
+        return bool(self._waiters)
+
+    def __len__(self) -> int:
+        return len(self._waiters)
+
+    def wait(self, lock: Any, timeout: float | None = None) -> bool:
+        """Release `lock` (held by the caller), park, re-acquire; True if notified."""
+        waiter = allocate_lock()
+        waiter.acquire()
+        self._waiters.append(waiter)
+        lock.release()
+        notified = False
+        try:
+            if timeout is None:
+                notified = waiter.acquire()
+            elif timeout > 0:
+                notified = waiter.acquire(True, timeout)
+            else:
+                notified = waiter.acquire(False)
+        finally:
+            lock.acquire()
+            if not notified:
+                try:
+                    self._waiters.remove(waiter)
+                except ValueError:  # a notify picked this waiter as we timed out
+                    notified = True
+        return notified
+
+    def notify(self, n: int = 1) -> None:
+        """Wake up to `n` parked threads (caller holds the lock)."""
+        waiters = self._waiters
+        while waiters and n > 0:
+            waiters.popleft().release()
+            n -= 1
+
+    def notify_all(self) -> None:
+        self.notify(len(self._waiters))
+
+
+def deadline_after(seconds: float | None) -> float | None:
+    return None if seconds is None else monotonic() + seconds
+
+
+def remaining(deadline: float | None) -> float | None:
+    return None if deadline is None else max(0.0, deadline - monotonic())
+
+
+# --------------------------------------------------------------------------- Condvar
+
+
+class Condvar(sync.Condvar):
+    """Condition variable for real threads; it binds to the first Mutex it is used with."""
+
+    __slots__ = ("_lock", "_mutex", "_queue", "name")
+
+    def __init__(self, *, name: str | None = None) -> None:
+        self._lock = allocate_lock()
+        self._queue = WaitQueue()
+        self._mutex: Any = None
+        self.name = name or next_name("Condvar")
+
+    def _bind(self, guard: Any) -> None:
+        mutex = guard._mutex_for_wait(self)
+        if self._mutex is None:
+            self._mutex = mutex
+        elif self._mutex is not mutex:
+            raise RuntimeError(
+                f"{self.name} was used with {self._mutex.name} and now with {mutex.name}; "
+                "a Condvar must always be used with the same Mutex"
+            )
+
+    def _wait(self, guard: Any, timeout: float | None) -> bool:
+        """Park until notified or `timeout`; True if notified."""
+        self._bind(guard)
+        waiter = allocate_lock()
+        waiter.acquire()
+        with self._lock:
+            self._queue._waiters.append(waiter)
+        guard._park()
+        notified = False
+        try:
+            if timeout is None:
+                notified = waiter.acquire()
+            elif timeout > 0:
+                notified = waiter.acquire(True, timeout)
+            else:
+                notified = waiter.acquire(False)
+        finally:
+            if not notified:
+                with self._lock:
+                    try:
+                        self._queue._waiters.remove(waiter)
+                    except ValueError:
+                        notified = True
+            guard._unpark()
+        return notified
+
+    def wait(self, guard: Any) -> None:
+        self._wait(guard, None)
+
+    def wait_while(self, guard: Any, predicate: Callable[[Any], bool]) -> None:
+        while predicate(guard.value):
+            self._wait(guard, None)
+
+    def wait_timeout(self, guard: Any, seconds: float) -> bool:
+        timeout = check_timeout(seconds, "Condvar.wait_timeout", allow_none=False)
+        return not self._wait(guard, timeout)
+
+    def wait_timeout_while(
+        self, guard: Any, seconds: float, predicate: Callable[[Any], bool]
+    ) -> bool:
+        deadline = deadline_after(check_timeout(seconds, "Condvar.wait_timeout_while"))
+        while predicate(guard.value):
+            left = remaining(deadline)
+            if left == 0.0:
+                return True
+            self._wait(guard, left)
+        return False
+
+    def notify_one(self) -> None:
+        if self._queue:
+            with self._lock:
+                self._queue.notify(1)
+
+    def notify_all(self) -> None:
+        if self._queue:
+            with self._lock:
+                self._queue.notify_all()
+
+
+# --------------------------------------------------------------------------- OnceLock
+
+_UNSET: Any = object()
+
+
+class OnceLock(sync.OnceLock[Any]):
+    """A write-once cell; concurrent `get_or_init` callers wait for the one initializer."""
+
+    __slots__ = ("_initializer", "_lock", "_queue", "_value", "name")
+
+    def __init__(self, *, name: str | None = None) -> None:
+        self._value = _UNSET
+        self._initializer: int | None = None
+        self._lock = allocate_lock()
+        self._queue = WaitQueue()
+        self.name = name or next_name("OnceLock")
+
+    def get(self) -> Any:
+        value = self._value
+        return None if value is _UNSET else value
+
+    def set(self, value: Any) -> bool:
+        with self._lock:
+            while self._initializer is not None and self._value is _UNSET:
+                self._check_not_reentrant("set")
+                self._queue.wait(self._lock)
+            if self._value is not _UNSET:
+                return False
+            self._value = value
+            self._queue.notify_all()
+            return True
+
+    def _check_not_reentrant(self, what: str) -> None:
+        if self._initializer == get_ident():
+            raise RuntimeError(
+                f"{self.name}.{what}() called from inside its own initializer: it would deadlock"
+            )
+
+    def get_or_init(self, fn: Callable[[], Any]) -> Any:
+        value = self._value
+        if value is not _UNSET:
+            return value
+        with self._lock:
+            while True:
+                if self._value is not _UNSET:
+                    return self._value
+                if self._initializer is None:
+                    self._initializer = get_ident()
+                    break
+                self._check_not_reentrant("get_or_init")
+                self._queue.wait(self._lock)
+        try:
+            value = fn()
+        except BaseException:
+            with self._lock:
+                self._initializer = None
+                self._queue.notify(1)  # the next waiter takes its turn to initialize
+            raise
+        with self._lock:
+            self._value = value
+            self._initializer = None
+            self._queue.notify_all()
+        return value
+
+
+# --------------------------------------------------------------------------- Barrier
+
+
+class _Round:
+    __slots__ = ("arrived", "broken", "done")
+
+    def __init__(self) -> None:
+        self.arrived = 0
+        self.done = False
+        self.broken = False
+
+
+class Barrier(sync.Barrier):
+    """A reusable barrier; each round's last arrival is its leader."""
+
+    __slots__ = ("_broken", "_lock", "_queue", "_round", "name", "parties")
+
+    def __init__(self, parties: int, *, name: str | None = None) -> None:
+        if isinstance(parties, bool) or not isinstance(parties, int) or parties < 1:
+            raise ValueError(f"Barrier: parties must be an int >= 1, got {parties!r}")
+        self.parties = parties
+        self.name = name or next_name("Barrier")
+        self._lock = allocate_lock()
+        self._queue = WaitQueue()
+        self._round = _Round()
+        self._broken = False
+
+    def wait(self, timeout: float | None = None) -> sync.BarrierWaitResult:
+        deadline = deadline_after(check_timeout(timeout, "Barrier.wait"))
+        with self._lock:
+            if self._broken:
+                raise BrokenBarrierError(f"{self.name} is broken")
+            current = self._round
+            current.arrived += 1
+            if current.arrived == self.parties:
+                current.done = True
+                self._round = _Round()
+                self._queue.notify_all()
+                return sync.BarrierWaitResult(is_leader=True)
+            while not (current.done or current.broken):
+                if not self._queue.wait(self._lock, remaining(deadline)) and not (
+                    current.done or current.broken
+                ):
+                    self._break(current)
+            if current.broken:
+                raise BrokenBarrierError(f"{self.name} was broken while waiting")
+            return sync.BarrierWaitResult(is_leader=False)
+
+    def _break(self, current: _Round) -> None:
+        current.broken = True
+        self._broken = True
+        self._queue.notify_all()
+
+    def abort(self) -> None:
+        with self._lock:
+            self._break(self._round)
+
+    def reset(self) -> None:
+        with self._lock:
+            if self._round.arrived:
+                self._round.broken = True
+                self._queue.notify_all()
+            self._round = _Round()
+            self._broken = False
+
+    @property
+    def broken(self) -> bool:
+        return self._broken
+
+    @property
+    def n_waiting(self) -> int:
+        return self._round.arrived
+
+
+# --------------------------------------------------------------------------- Semaphore
+
+
+class SemaphoreGuard(sync.SemaphoreGuard):
+    __slots__ = ("_semaphore",)
+
+    def __init__(self, semaphore: Semaphore) -> None:
+        self._semaphore: Semaphore | None = semaphore
+
+    def unlock(self) -> None:
+        semaphore = self._semaphore
+        if semaphore is None:
+            raise RuntimeError("this Semaphore permit was already released")
+        self._semaphore = None
+        semaphore._give_back()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._semaphore is not None:
+            self.unlock()
+
+
+class Semaphore(sync.Semaphore):
+    __slots__ = ("_lock", "_permits", "_queue", "name")
+
+    def __init__(self, permits: int, *, name: str | None = None) -> None:
+        if isinstance(permits, bool) or not isinstance(permits, int) or permits < 0:
+            raise ValueError(f"Semaphore: permits must be an int >= 0, got {permits!r}")
+        self._permits = permits
+        self._lock = allocate_lock()
+        self._queue = WaitQueue()
+        self.name = name or next_name("Semaphore")
+
+    def _take(self, deadline: float | None, blocking: bool) -> SemaphoreGuard | None:
+        with self._lock:
+            while self._permits == 0:
+                if not blocking or (deadline is not None and remaining(deadline) == 0.0):
+                    return None
+                self._queue.wait(self._lock, remaining(deadline))
+            self._permits -= 1
+            return SemaphoreGuard(self)
+
+    def _give_back(self) -> None:
+        with self._lock:
+            self._permits += 1
+            self._queue.notify(1)
+
+    def acquire(self) -> SemaphoreGuard:
+        guard = self._take(None, True)
+        assert guard is not None
+        return guard
+
+    def try_acquire(self) -> SemaphoreGuard | None:
+        return self._take(None, False)
+
+    def try_acquire_for(self, seconds: float) -> SemaphoreGuard | None:
+        return self._take(deadline_after(check_timeout(seconds, "Semaphore.try_acquire_for")), True)
+
+    def available(self) -> int:
+        return self._permits
+
+
+# --------------------------------------------------------------------------- atomics
+
+
+class _LockedCell:
+    """Shared body of the atomics: a value whose writes serialize on one raw lock."""
+
+    __slots__ = ()
+    _value: Any
+    _lock: Any
+
+    def load(self) -> Any:
+        return self._value
+
+    def store(self, value: Any) -> None:
+        with self._lock:
+            self._value = value
+
+    def swap(self, value: Any) -> Any:
+        with self._lock:
+            old = self._value
+            self._value = value
+            return old
+
+    def compare_exchange(self, expected: Any, new: Any) -> tuple[bool, Any]:
+        with self._lock:
+            current = self._value
+            if current == expected:
+                self._value = new
+                return True, current
+            return False, current
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name}={self._value!r}>"  # type: ignore[attr-defined]
+
+
+class AtomicInt(_LockedCell, atomic.AtomicInt):
+    __slots__ = ("_lock", "_value", "name")
+
+    def __init__(self, value: int = 0, *, name: str | None = None) -> None:
+        self._value = value
+        self._lock = allocate_lock()
+        self.name = name or next_name("AtomicInt")
+
+    def fetch_add(self, delta: int) -> int:
+        with self._lock:
+            old = self._value
+            self._value = old + delta
+            return old  # type: ignore[no-any-return]
+
+    def fetch_sub(self, delta: int) -> int:
+        with self._lock:
+            old = self._value
+            self._value = old - delta
+            return old  # type: ignore[no-any-return]
+
+
+class AtomicBool(_LockedCell, atomic.AtomicBool):
+    __slots__ = ("_lock", "_value", "name")
+
+    def __init__(self, value: bool = False, *, name: str | None = None) -> None:
+        self._value = value
+        self._lock = allocate_lock()
+        self.name = name or next_name("AtomicBool")
+
+
+class AtomicRef(_LockedCell, atomic.AtomicRef[Any]):
+    __slots__ = ("_lock", "_value", "name")
+
+    def __init__(self, obj: Any = None, *, name: str | None = None) -> None:
+        self._value = obj
+        self._lock = allocate_lock()
+        self.name = name or next_name("AtomicRef")
+
+    def compare_exchange(self, expected: Any, new: Any) -> tuple[bool, Any]:
+        with self._lock:
+            current = self._value
+            if current is expected:
+                self._value = new
+                return True, current
+            return False, current
+
+
+# --------------------------------------------------------------------------- channels
+
+
+class _Channel:
+    """State shared by the ends of one channel (bound None: unbounded; 0: rendezvous)."""
+
+    __slots__ = (
+        "bound",
+        "items",
+        "lock",
+        "name",
+        "receiver_closed",
+        "receivers",
+        "senders",
+        "senders_open",
+        "sent",
+        "taken",
+    )
+
+    def __init__(self, bound: int | None, name: str) -> None:
+        self.bound = bound
+        self.name = name
+        self.items: deque[Any] = deque()
+        self.lock = allocate_lock()
+        self.receivers = WaitQueue()  # threads waiting for a message
+        self.senders = WaitQueue()  # threads waiting for room, or for a rendezvous
+        self.senders_open = 1
+        self.receiver_closed = False
+        self.sent = 0  # rendezvous tickets handed out
+        self.taken = 0  # messages received so far
+
+
+class Sender(sync.Sender[Any]):
+    __slots__ = ("_channel", "_closed")
+
+    def __init__(self, channel: _Channel) -> None:
+        self._channel = channel
+        self._closed = False
+
+    def send(self, value: Any) -> None:
+        channel = self._channel
+        with channel.lock:
+            if self._closed:
+                raise Disconnected(f"send on a closed Sender of {channel.name}")
+            if channel.receiver_closed:
+                raise Disconnected(f"send on {channel.name}: its receiver is closed")
+            bound = channel.bound
+            if bound is None:
+                channel.items.append(value)
+            elif bound == 0:
+                self._rendezvous(channel, value)
+                return
+            else:
+                while len(channel.items) >= bound:
+                    channel.senders.wait(channel.lock)
+                    if channel.receiver_closed:
+                        raise Disconnected(f"send on {channel.name}: its receiver closed")
+                channel.items.append(value)
+            if channel.receivers:
+                channel.receivers.notify(1)
+
+    @staticmethod
+    def _rendezvous(channel: _Channel, value: Any) -> None:
+        """Hand `value` over and wait until a receiver has taken it."""
+        channel.items.append(value)
+        channel.sent += 1
+        ticket = channel.sent
+        channel.receivers.notify(1)
+        while channel.taken < ticket:
+            if channel.receiver_closed:
+                raise Disconnected(f"send on {channel.name}: its receiver closed")
+            channel.senders.wait(channel.lock)
+
+    def clone(self) -> Sender:
+        channel = self._channel
+        with channel.lock:
+            if self._closed:
+                raise Disconnected(f"clone of a closed Sender of {channel.name}")
+            channel.senders_open += 1
+        return Sender(channel)
+
+    def close(self) -> None:
+        channel = self._channel
+        with channel.lock:
+            if self._closed:
+                return
+            self._closed = True
+            channel.senders_open -= 1
+            if channel.senders_open == 0:
+                channel.receivers.notify_all()
+
+
+class Receiver(sync.Receiver[Any]):
+    __slots__ = ("_channel",)
+
+    def __init__(self, channel: _Channel) -> None:
+        self._channel = channel
+
+    def _take(self, deadline: float | None, blocking: bool) -> Any:
+        channel = self._channel
+        with channel.lock:
+            while True:
+                if channel.receiver_closed:
+                    raise Disconnected(f"recv on a closed Receiver of {channel.name}")
+                if channel.items:
+                    value = channel.items.popleft()
+                    channel.taken += 1
+                    if channel.bound == 0:
+                        channel.senders.notify_all()  # each waits for its own ticket
+                    elif channel.bound is not None:
+                        channel.senders.notify(1)
+                    return value
+                if channel.senders_open == 0:
+                    raise Disconnected(f"recv on {channel.name}: every sender is closed")
+                if not blocking:
+                    raise Empty(f"{channel.name} is empty")
+                left = remaining(deadline)
+                if left == 0.0:
+                    raise TimeoutError(f"recv_timeout on {channel.name}: no message in time")
+                channel.receivers.wait(channel.lock, left)
+
+    def recv(self) -> Any:
+        return self._take(None, True)
+
+    def try_recv(self) -> Any:
+        return self._take(None, False)
+
+    def recv_timeout(self, seconds: float) -> Any:
+        return self._take(deadline_after(check_timeout(seconds, "Receiver.recv_timeout")), True)
+
+    def close(self) -> None:
+        channel = self._channel
+        with channel.lock:
+            if channel.receiver_closed:
+                return
+            channel.receiver_closed = True
+            channel.items.clear()
+            channel.senders.notify_all()
+            channel.receivers.notify_all()
+
+
+def channel(bound: int | None, name: str | None) -> tuple[Sender, Receiver]:
+    state = _Channel(bound, name or next_name("channel"))
+    return Sender(state), Receiver(state)
+
+
+# --------------------------------------------------------------------------- threads
+
+
+class JoinHandle(thread.JoinHandle[Any]):
+    """An OS thread running `fn`; its outcome is kept for `join`."""
+
+    __slots__ = ("_error", "_joined", "_result", "_thread", "name")
+
+    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+                 name: str | None) -> None:
+        self._result: Any = None
+        self._error: BaseException | None = None
+        self._joined = False
+        self._thread = threading.Thread(target=self._run, args=(fn, args, kwargs), name=name)
+        self.name = self._thread.name
+
+    def _run(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        try:
+            self._result = fn(*args, **kwargs)
+        except BaseException as exc:  # noqa: BLE001 - handed to join()
+            self._error = exc
+
+    def join(self, timeout: float | None = None) -> Any:
+        timeout = check_timeout(timeout, "JoinHandle.join")
+        if self._thread is threading.current_thread():
+            raise RuntimeError(f"thread {self.name} cannot join itself")
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            raise TimeoutError(f"thread {self.name} still running after {timeout}s")
+        self._joined = True
+        if self._error is not None:
+            raise self._error
+        return self._result
+
+    def is_finished(self) -> bool:
+        return not self._thread.is_alive()
+
+    def __repr__(self) -> str:
+        state = "finished" if self.is_finished() else "running"
+        return f"<JoinHandle {self.name} {state}>"
+
+    def __del__(self) -> None:
+        if self._error is not None and not self._joined:
+            error = self._error
+            sys.unraisablehook(SimpleNamespace(
+                exc_type=type(error), exc_value=error, exc_traceback=error.__traceback__,
+                err_msg=f"Exception in thread {self.name}, which was never joined", object=None,
+            ))
+
+
+def spawn(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+          name: str | None) -> JoinHandle:
+    if not callable(fn):
+        raise TypeError(f"spawn: {fn!r} is not callable")
+    handle = JoinHandle(fn, args, kwargs, name)
+    handle._thread.start()
+    return handle
+
+
+def current() -> threading.Thread:
+    return threading.current_thread()
+
+
+def yield_now() -> None:
+    time.sleep(0)
+
+
+def sleep(seconds: float) -> None:
+    time.sleep(check_timeout(seconds, "thread.sleep", allow_none=False) or 0.0)
+
+
+__all__ = [
+    "AtomicBool",
+    "AtomicInt",
+    "AtomicRef",
+    "Barrier",
+    "Condvar",
+    "JoinHandle",
+    "OnceLock",
+    "Receiver",
+    "Semaphore",
+    "SemaphoreGuard",
+    "Sender",
+    "WaitQueue",
+    "channel",
+    "current",
+    "next_name",
+    "raise_poisoned",
+    "sleep",
+    "spawn",
+    "yield_now",
+]

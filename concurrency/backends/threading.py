@@ -1,0 +1,313 @@
+"""The `threading` backend: the checked reference, built on the standard library.
+
+It detects misuse instead of hanging or corrupting, and says what went wrong:
+
+- re-locking a `Mutex`, or re-acquiring an `RwLock`, that the thread already
+  holds (which would deadlock);
+- releasing a guard from a thread other than the one that acquired it;
+- using a guard after it was released, and releasing it twice;
+- a `Condvar` used with two different mutexes.
+
+`readerwriterlock.RWLockFair` is the baseline our `RwLock` is measured against
+(see `stress/bench_sync.py`); it has no upgradable reads, so it is not the base.
+"""
+
+from __future__ import annotations
+
+import threading
+from types import TracebackType
+from typing import Any
+
+from .._errors import raise_poisoned
+from . import fast
+from ._realthread import (
+    AtomicBool,
+    AtomicInt,
+    AtomicRef,
+    Barrier,
+    Condvar,
+    JoinHandle,
+    OnceLock,
+    Receiver,
+    Semaphore,
+    SemaphoreGuard,
+    Sender,
+    channel,
+    current,
+    sleep,
+    spawn,
+    yield_now,
+)
+
+NAME = "threading"
+get_ident = threading.get_ident
+
+
+def _thread_name(ident: int | None) -> str:
+    for candidate in threading.enumerate():
+        if candidate.ident == ident:
+            return candidate.name
+    return f"thread {ident}"
+
+
+def _article(word: str) -> str:
+    return "an" if word[0] in "aeiou" else "a"
+
+
+class _Owned:
+    """Mixin for checked guards: remembers the acquiring thread and refuses others."""
+
+    __slots__ = ()
+    _owner: int
+
+    def _check_owner(self, action: str, lock_name: str) -> None:
+        me = get_ident()
+        if me != self._owner:
+            raise RuntimeError(
+                f"{action} a guard of {lock_name} from {threading.current_thread().name}, but "
+                f"it was acquired by {_thread_name(self._owner)}: only the owner may release it"
+            )
+
+
+# --------------------------------------------------------------------------- Mutex
+
+
+class MutexGuard(_Owned, fast.MutexGuard):
+    __slots__ = ("_owner",)
+
+    def __init__(self, mutex: Mutex, owner: int) -> None:
+        self._mutex = mutex
+        self._owner = owner
+
+    def unlock(self) -> None:
+        mutex = self._mutex
+        if mutex is None:
+            fast.released("MutexGuard")
+        self._check_owner("releasing", mutex.name)
+        mutex._owner = None
+        super().unlock()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        mutex = self._mutex
+        if mutex is None:
+            return
+        self._check_owner("releasing", mutex.name)
+        mutex._owner = None
+        super().__exit__(exc_type, exc, tb)
+
+    def _mutex_for_wait(self, condvar: Any) -> Any:
+        mutex = super()._mutex_for_wait(condvar)
+        self._check_owner(f"waiting on {condvar.name} with", mutex.name)
+        return mutex
+
+    def _park(self) -> None:
+        self._mutex._owner = None
+        super()._park()
+
+    def _unpark(self) -> None:
+        mutex = self._mutex
+        mutex._acquire()
+        mutex._owner = self._owner
+        if mutex._poison is not None:
+            raise_poisoned(mutex)
+
+
+class Mutex(fast.Mutex):
+    __slots__ = ("_owner",)
+
+    def __init__(self, value: Any = None, *, name: str | None = None) -> None:
+        super().__init__(value, name=name)
+        self._owner: int | None = None
+
+    def _check_not_held(self, me: int) -> None:
+        if self._owner == me:
+            raise RuntimeError(
+                f"{self.name} is already locked by this thread "
+                f"({threading.current_thread().name}); locking it again would deadlock"
+            )
+
+    def _guard(self, me: int) -> MutexGuard:
+        self._owner = me
+        if self._poison is not None:
+            self._owner = None
+            self._release()
+            raise_poisoned(self)
+        return MutexGuard(self, me)
+
+    def lock(self) -> MutexGuard:
+        me = get_ident()
+        self._check_not_held(me)
+        self._acquire()
+        return self._guard(me)
+
+    def try_lock(self) -> MutexGuard | None:
+        me = get_ident()
+        if not self._acquire(False):
+            return None
+        return self._guard(me)
+
+    def try_lock_for(self, seconds: float) -> MutexGuard | None:
+        me = get_ident()
+        self._check_not_held(me)
+        from .._errors import check_timeout
+
+        timeout = check_timeout(seconds, "Mutex.try_lock_for", allow_none=False)
+        if not self._acquire(True, timeout):
+            return None
+        return self._guard(me)
+
+
+# --------------------------------------------------------------------------- RwLock
+
+
+class _CheckedRwGuard(_Owned):
+    """Shared release logic of the checked RwLock guards."""
+
+    __slots__ = ()
+    _rw: Any
+
+    def _checked_take(self) -> Any:
+        rw = self._rw
+        if rw is None:
+            fast.released(type(self).__name__)
+        self._check_owner("releasing", rw.name)
+        rw._holders.pop(self._owner, None)
+        return rw
+
+
+class ReadGuard(_CheckedRwGuard, fast.ReadGuard):
+    __slots__ = ("_owner",)
+
+    def __init__(self, rw: Any) -> None:
+        super().__init__(rw)
+        self._owner = get_ident()
+
+    def unlock(self) -> None:
+        self._checked_take()
+        super().unlock()
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._rw is not None:
+            self._checked_take()
+        super().__exit__(*exc)
+
+
+class WriteGuard(_CheckedRwGuard, fast.WriteGuard):
+    __slots__ = ("_owner",)
+
+    def __init__(self, rw: Any) -> None:
+        super().__init__(rw)
+        self._owner = get_ident()
+
+    def unlock(self) -> None:
+        self._checked_take()
+        super().unlock()
+
+    def downgrade(self) -> fast.ReadGuard:
+        rw = self._checked_take()
+        guard = super().downgrade()
+        rw._holders[self._owner] = "read"
+        return guard
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._rw is not None:
+            self._checked_take()
+        super().__exit__(*exc)
+
+
+class UpgradableReadGuard(_CheckedRwGuard, fast.UpgradableReadGuard):
+    __slots__ = ("_owner",)
+
+    def __init__(self, rw: Any) -> None:
+        super().__init__(rw)
+        self._owner = get_ident()
+
+    def unlock(self) -> None:
+        self._checked_take()
+        super().unlock()
+
+    def upgrade(self) -> fast.WriteGuard:
+        rw = self._checked_take()
+        guard = super().upgrade()
+        rw._holders[self._owner] = "write"
+        return guard
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._rw is not None:
+            self._checked_take()
+        super().__exit__(*exc)
+
+
+class RwLock(fast.RwLock):
+    """The fast RwLock plus a record of which thread holds it in which mode."""
+
+    __slots__ = ("_holders",)
+    _read_guard = ReadGuard
+    _write_guard = WriteGuard
+    _upgradable_guard = UpgradableReadGuard
+
+    def __init__(self, value: Any = None, *, name: str | None = None) -> None:
+        super().__init__(value, name=name)
+        self._holders: dict[int, str] = {}
+
+    def _enter(self, mode: str, me: int) -> None:
+        held = self._holders.get(me)
+        if held is not None:
+            raise RuntimeError(
+                f"{self.name}: {threading.current_thread().name} asks for a {mode} guard while "
+                f"it already holds {_article(held)} {held} guard; that can deadlock (a waiting writer blocks "
+                "new readers), so release the first guard, or use upgradable_read()/upgrade()"
+            )
+
+    def _acquire_read(self, deadline: float | None, blocking: bool) -> bool:
+        me = get_ident()
+        self._enter("read", me)
+        acquired = super()._acquire_read(deadline, blocking)
+        if acquired:
+            self._holders[me] = "read"
+        return acquired
+
+    def _acquire_write(self, deadline: float | None, blocking: bool) -> bool:
+        me = get_ident()
+        self._enter("write", me)
+        acquired = super()._acquire_write(deadline, blocking)
+        if acquired:
+            self._holders[me] = "write"
+        return acquired
+
+    def _acquire_upgradable(self, deadline: float | None, blocking: bool) -> bool:
+        me = get_ident()
+        self._enter("upgradable read", me)
+        acquired = super()._acquire_upgradable(deadline, blocking)
+        if acquired:
+            self._holders[me] = "upgradable read"
+        return acquired
+
+
+__all__ = [
+    "NAME",
+    "AtomicBool",
+    "AtomicInt",
+    "AtomicRef",
+    "Barrier",
+    "Condvar",
+    "JoinHandle",
+    "Mutex",
+    "MutexGuard",
+    "OnceLock",
+    "ReadGuard",
+    "Receiver",
+    "RwLock",
+    "Semaphore",
+    "SemaphoreGuard",
+    "Sender",
+    "UpgradableReadGuard",
+    "WriteGuard",
+    "channel",
+    "current",
+    "sleep",
+    "spawn",
+    "yield_now",
+]

@@ -1,0 +1,123 @@
+"""Threads: `spawn` and `JoinHandle`, structured `scope`, `local`, `yield_now`, `sleep`.
+
+Inside a model execution these create and schedule simulated threads; on the
+real-thread backends they are OS threads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, Generic, Protocol, TypeVar
+
+from ._facade import Facade
+from .backends import implementation
+
+R = TypeVar("R")
+
+__all__ = [
+    "JoinHandle",
+    "Scope",
+    "current",
+    "local",
+    "scope",
+    "sleep",
+    "spawn",
+    "yield_now",
+]
+
+
+class JoinHandle(Facade, Generic[R]):
+    """A spawned thread: `join()` returns its result or re-raises its exception."""
+
+    __slots__ = ()
+    name: str
+
+    def join(self, timeout: float | None = None) -> R:
+        """Wait for the thread; raise `TimeoutError` if `timeout` passes first."""
+        raise NotImplementedError
+
+    def is_finished(self) -> bool:
+        raise NotImplementedError
+
+
+class ThreadInfo(Protocol):
+    """What `current()` returns: at least the thread's `name`."""
+
+    @property
+    def name(self) -> str: ...
+
+
+def spawn(fn: Callable[..., R], *args: Any, name: str | None = None, **kwargs: Any) -> JoinHandle[R]:
+    """Run `fn(*args, **kwargs)` on a new thread."""
+    handle: JoinHandle[R] = implementation().spawn(fn, args, kwargs, name)
+    return handle
+
+
+def current() -> ThreadInfo:
+    """The calling thread (has `.name`)."""
+    info: ThreadInfo = implementation().current()
+    return info
+
+
+def yield_now() -> None:
+    """Offer the processor to another thread (a scheduling point under the model)."""
+    implementation().yield_now()
+
+
+def sleep(seconds: float) -> None:
+    """Sleep for `seconds` (virtual time under the model: nothing really sleeps)."""
+    implementation().sleep(seconds)
+
+
+def local() -> Any:
+    """A fresh thread-local namespace that is per-thread under every backend."""
+    from .backends._local import ThreadLocal
+
+    return ThreadLocal()
+
+
+class Scope:
+    """The spawner of a `scope()` block; every thread it spawns is joined at the end."""
+
+    def __init__(self) -> None:
+        self._handles: list[JoinHandle[Any]] = []
+
+    def spawn(
+        self, fn: Callable[..., R], *args: Any, name: str | None = None, **kwargs: Any
+    ) -> JoinHandle[R]:
+        handle = spawn(fn, *args, name=name, **kwargs)
+        self._handles.append(handle)
+        return handle
+
+    def _join_all(self) -> list[BaseException]:
+        """Join every thread; return the exceptions nobody observed through `join`."""
+        unobserved = []
+        for handle in self._handles:
+            already_joined = handle._joined  # type: ignore[attr-defined]
+            try:
+                handle.join()
+            except BaseException as exc:  # noqa: BLE001 - collected into a group
+                if not already_joined:
+                    unobserved.append(exc)
+        return unobserved
+
+
+@contextmanager
+def scope() -> Iterator[Scope]:
+    """Structured threads: leaving the block joins every thread spawned in it.
+
+    Exceptions of threads not joined explicitly, and of the block itself, are
+    raised together as one `ExceptionGroup` once every thread has finished.
+    """
+    spawner = Scope()
+    body_error: BaseException | None = None
+    try:
+        yield spawner
+    except BaseException as exc:  # noqa: BLE001 - re-raised in the group below
+        body_error = exc
+    errors = spawner._join_all()
+    if body_error is not None:
+        errors.insert(0, body_error)
+    if errors:
+        raise BaseExceptionGroup("errors in thread scope", errors)
