@@ -35,10 +35,10 @@ def backend() -> str:
 
 _LAZY = {
     "test": "concurrency._testing",
-    "check": "concurrency.model.api",
-    "replay": "concurrency.model.api",
-    "Report": "concurrency.model.api",
-    "ScheduleFailure": "concurrency.model.api",
+    "check": "concurrency.backends.model.api",
+    "replay": "concurrency.backends.model.api",
+    "Report": "concurrency.backends.model.api",
+    "ScheduleFailure": "concurrency.backends.model.api",
 }
 
 

@@ -6,6 +6,9 @@ process, and a plain `except Exception` must not swallow it.
 
 from __future__ import annotations
 
+import sys
+import traceback
+from types import SimpleNamespace
 from typing import Any, NoReturn
 
 
@@ -63,3 +66,26 @@ def check_timeout(seconds: float | None, what: str, *, allow_none: bool = True) 
     if not seconds >= 0:  # also rejects NaN
         raise ValueError(f"{what}: timeout must be >= 0 seconds, got {seconds!r}")
     return float(seconds)
+
+
+def report_unraisable(error: BaseException, message: str, source: object = None) -> None:
+    """Report an exception nobody can catch (a callback's, an unjoined thread's).
+
+    It goes to `sys.unraisablehook`, as Python does for `__del__` and weakref
+    callbacks. The built-in default hook accepts only the interpreter's own
+    argument type, so for it the report is written the way it would write it.
+    """
+    hook = sys.unraisablehook
+    if hook is not sys.__unraisablehook__:
+        hook(SimpleNamespace(
+            exc_type=type(error), exc_value=error, exc_traceback=error.__traceback__,
+            err_msg=message, object=source,
+        ))
+        return
+    stream = sys.stderr
+    if stream is None:
+        return
+    header = f"{message}: {source!r}" if source is not None else f"{message}:"
+    print(header, file=stream)
+    traceback.print_exception(error, file=stream)
+    stream.flush()

@@ -93,7 +93,7 @@ def test(
                 )
             call = functools.partial(body, *args, **kwargs)
             if ACTIVE_BACKEND in MODEL_STRATEGIES:
-                from .model.api import run_model_test
+                from .backends.model.api import run_model_test
 
                 run_model_test(call, body, ACTIVE_BACKEND, options)
             else:

@@ -8,16 +8,22 @@ kernel), never by polling. State is guarded by one raw lock per object and
 from __future__ import annotations
 
 import itertools
-import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from types import SimpleNamespace, TracebackType
+from types import TracebackType
 from typing import Any
 
 from .. import sync, thread
-from .._errors import BrokenBarrierError, Disconnected, Empty, check_timeout, raise_poisoned
+from .._errors import (
+    BrokenBarrierError,
+    Disconnected,
+    Empty,
+    check_timeout,
+    raise_poisoned,
+    report_unraisable,
+)
 from ..sync import atomic
 
 allocate_lock = threading.Lock
@@ -152,7 +158,8 @@ class Condvar(sync.Condvar):
     def wait_timeout_while(
         self, guard: Any, seconds: float, predicate: Callable[[Any], bool]
     ) -> bool:
-        deadline = deadline_after(check_timeout(seconds, "Condvar.wait_timeout_while"))
+        timeout = check_timeout(seconds, "Condvar.wait_timeout_while", allow_none=False)
+        deadline = deadline_after(timeout)
         while predicate(guard.value):
             left = remaining(deadline)
             if left == 0.0:
@@ -287,6 +294,8 @@ class Barrier(sync.Barrier):
     def _break(self, current: _Round) -> None:
         current.broken = True
         self._broken = True
+        if current is self._round:  # its waiters are leaving: n_waiting drops to 0
+            self._round = _Round()
         self._queue.notify_all()
 
     def abort(self) -> None:
@@ -472,6 +481,7 @@ class _Channel:
         "senders_open",
         "sent",
         "taken",
+        "wakers",
     )
 
     def __init__(self, bound: int | None, name: str) -> None:
@@ -485,6 +495,17 @@ class _Channel:
         self.receiver_closed = False
         self.sent = 0  # rendezvous tickets handed out
         self.taken = 0  # messages received so far
+        self.wakers: tuple[Callable[[], None], ...] = ()  # wait_any callers (see _wake)
+
+
+def _wake(channel: _Channel) -> None:
+    """Tell `wait_any` callers the receiver may be ready (called with `channel.lock` held).
+
+    The readiness protocol of `concurrency.lifecycle.wait_any`: a waker only
+    takes its caller's own mutex to notify it, so calling it under our lock is safe.
+    """
+    for waker in channel.wakers:
+        waker()
 
 
 class Sender(sync.Sender[Any]):
@@ -515,6 +536,8 @@ class Sender(sync.Sender[Any]):
                 channel.items.append(value)
             if channel.receivers:
                 channel.receivers.notify(1)
+            if channel.wakers:
+                _wake(channel)
 
     @staticmethod
     def _rendezvous(channel: _Channel, value: Any) -> None:
@@ -523,6 +546,8 @@ class Sender(sync.Sender[Any]):
         channel.sent += 1
         ticket = channel.sent
         channel.receivers.notify(1)
+        if channel.wakers:
+            _wake(channel)
         while channel.taken < ticket:
             if channel.receiver_closed:
                 raise Disconnected(f"send on {channel.name}: its receiver closed")
@@ -545,6 +570,7 @@ class Sender(sync.Sender[Any]):
             channel.senders_open -= 1
             if channel.senders_open == 0:
                 channel.receivers.notify_all()
+                _wake(channel)
 
 
 class Receiver(sync.Receiver[Any]):
@@ -583,7 +609,8 @@ class Receiver(sync.Receiver[Any]):
         return self._take(None, False)
 
     def recv_timeout(self, seconds: float) -> Any:
-        return self._take(deadline_after(check_timeout(seconds, "Receiver.recv_timeout")), True)
+        timeout = check_timeout(seconds, "Receiver.recv_timeout", allow_none=False)
+        return self._take(deadline_after(timeout), True)
 
     def close(self) -> None:
         channel = self._channel
@@ -594,6 +621,23 @@ class Receiver(sync.Receiver[Any]):
             channel.items.clear()
             channel.senders.notify_all()
             channel.receivers.notify_all()
+            _wake(channel)
+
+    # The readiness protocol of `concurrency.lifecycle.wait_any`.
+    def _ready(self) -> bool:
+        """Would `recv` return at once (a message waits, or it is disconnected)? Lock-free."""
+        channel = self._channel
+        return bool(channel.items) or channel.senders_open == 0 or channel.receiver_closed
+
+    def _add_waker(self, waker: Callable[[], None]) -> None:
+        channel = self._channel
+        with channel.lock:
+            channel.wakers = (*channel.wakers, waker)
+
+    def _remove_waker(self, waker: Callable[[], None]) -> None:
+        channel = self._channel
+        with channel.lock:
+            channel.wakers = tuple(w for w in channel.wakers if w is not waker)
 
 
 def channel(bound: int | None, name: str | None) -> tuple[Sender, Receiver]:
@@ -644,11 +688,9 @@ class JoinHandle(thread.JoinHandle[Any]):
 
     def __del__(self) -> None:
         if self._error is not None and not self._joined:
-            error = self._error
-            sys.unraisablehook(SimpleNamespace(
-                exc_type=type(error), exc_value=error, exc_traceback=error.__traceback__,
-                err_msg=f"Exception in thread {self.name}, which was never joined", object=None,
-            ))
+            report_unraisable(
+                self._error, f"Exception in thread {self.name}, which was never joined"
+            )
 
 
 def spawn(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],

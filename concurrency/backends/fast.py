@@ -11,15 +11,24 @@ the uncontended paths short it skips the checks that cost time on them:
 Still checked here, because they cost nothing on the hot path: using a guard
 after it was released, releasing a guard twice, a `Condvar` used with two
 different mutexes, and every argument (timeouts, bounds, permits).
+
+`Mutex` and `MutexGuard` come from the C accelerator `_fastmutex` when it was
+compiled at install time (it makes `with m.lock():` about as cheap as `with
+threading.Lock():`); otherwise they are the pure-Python `PyMutex` and
+`PyMutexGuard`, which have the same behaviour. `ACCELERATED` says which.
+Set `CONCURRENCY_PURE_PYTHON=1` before importing `concurrency` to force the
+pure-Python classes (0 or unset: use the accelerator when it is there).
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, NoReturn
 
 from .. import sync
-from .._errors import check_timeout, raise_poisoned
+from .._errors import ConfigError, check_timeout, raise_poisoned
 from ._realthread import (
     AtomicBool,
     AtomicInt,
@@ -60,7 +69,9 @@ def _poisoned_release(mutex: Any) -> NoReturn:
 # --------------------------------------------------------------------------- Mutex
 
 
-class MutexGuard(sync.MutexGuard[Any]):
+class PyMutexGuard(sync.MutexGuard[Any]):
+    """The pure-Python guard; also the base of the checked backend's guard."""
+
     __slots__ = ("_mutex",)
     _mutex: Any
 
@@ -86,7 +97,10 @@ class MutexGuard(sync.MutexGuard[Any]):
         mutex._release()
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         mutex = self._mutex
         if mutex is None:
@@ -113,10 +127,12 @@ class MutexGuard(sync.MutexGuard[Any]):
             raise_poisoned(mutex)
 
 
-_new_mutex_guard = MutexGuard.__new__
+_new_mutex_guard = PyMutexGuard.__new__
 
 
-class Mutex(sync.Mutex[Any]):
+class PyMutex(sync.Mutex[Any]):
+    """The pure-Python Mutex; also the base of the checked backend's Mutex."""
+
     __slots__ = ("_acquire", "_lock", "_poison", "_release", "_value", "name")
 
     def __init__(self, value: Any = None, *, name: str | None = None) -> None:
@@ -128,30 +144,31 @@ class Mutex(sync.Mutex[Any]):
         self._poison: BaseException | None = None
         self.name = name or next_name("Mutex")
 
-    def lock(self) -> MutexGuard:
+    def lock(self) -> PyMutexGuard:
         self._acquire()
         if self._poison is not None:
             _poisoned_release(self)
-        guard = _new_mutex_guard(MutexGuard)
+        guard = _new_mutex_guard(PyMutexGuard)
         guard._mutex = self
         return guard
 
-    def try_lock(self) -> MutexGuard | None:
+    def try_lock(self) -> PyMutexGuard | None:
         if not self._acquire(False):
             return None
         if self._poison is not None:
             _poisoned_release(self)
-        guard = _new_mutex_guard(MutexGuard)
+        guard = _new_mutex_guard(PyMutexGuard)
         guard._mutex = self
         return guard
 
-    def try_lock_for(self, seconds: float) -> MutexGuard | None:
+    def try_lock_for(self, seconds: float) -> PyMutexGuard | None:
         timeout = check_timeout(seconds, "Mutex.try_lock_for", allow_none=False)
+        assert timeout is not None  # allow_none=False
         if not self._acquire(True, timeout):
             return None
         if self._poison is not None:
             _poisoned_release(self)
-        guard = _new_mutex_guard(MutexGuard)
+        guard = _new_mutex_guard(PyMutexGuard)
         guard._mutex = self
         return guard
 
@@ -168,6 +185,51 @@ class Mutex(sync.Mutex[Any]):
         state = "locked" if self.is_locked() else "unlocked"
         poisoned = ", poisoned" if self._poison is not None else ""
         return f"<Mutex {self.name} {state}{poisoned}>"
+
+
+def _pure_python_forced(environ: Mapping[str, str] = os.environ) -> bool:
+    """Whether `CONCURRENCY_PURE_PYTHON=1` asks for the pure-Python Mutex."""
+    raw = environ.get("CONCURRENCY_PURE_PYTHON", "").strip()
+    if raw not in ("", "0", "1"):
+        raise ConfigError(
+            f"CONCURRENCY_PURE_PYTHON={raw!r} is not valid; use 1 to force the "
+            "pure-Python Mutex, or 0 (or leave it unset) to use the C accelerator"
+        )
+    return raw == "1"
+
+
+def _accelerated_mutex() -> tuple[type[Any], type[Any]] | None:
+    """The C-accelerated (Mutex, MutexGuard) classes, or None to use the pure ones.
+
+    The C types from `_fastmutex` come first in each class's bases, so their
+    methods shadow the facade's and no Python frame runs on `with m.lock():`.
+    """
+    if _pure_python_forced():
+        return None
+    try:
+        from . import _fastmutex  # type: ignore[attr-defined]
+    except ImportError:  # not compiled for this interpreter: stay pure
+        return None
+
+    class MutexGuard(_fastmutex.MutexGuard, sync.MutexGuard[Any]):
+        __slots__ = ()
+        __qualname__ = "MutexGuard"
+
+    class Mutex(_fastmutex.Mutex, sync.Mutex[Any]):
+        __slots__ = ()
+        __qualname__ = "Mutex"
+        _guard_class = MutexGuard
+
+    return Mutex, MutexGuard
+
+
+_ACCELERATED = _accelerated_mutex()
+ACCELERATED: bool = _ACCELERATED is not None
+"""True when `Mutex` and `MutexGuard` are the C-accelerated classes."""
+
+Mutex: type[Any]
+MutexGuard: type[Any]
+Mutex, MutexGuard = _ACCELERATED if _ACCELERATED is not None else (PyMutex, PyMutexGuard)
 
 
 # --------------------------------------------------------------------------- RwLock
@@ -415,14 +477,26 @@ class RwLock(sync.RwLock[Any]):
         if self._upgradable_q:
             self._upgradable_q.notify(1)
 
+    def _wake_all_poisoned(self) -> None:
+        """The lock was just poisoned: every waiter must wake and raise, not only the next."""
+        self._read_q.notify_all()
+        self._write_q.notify_all()
+        self._upgradable_q.notify_all()
+
     def _release_write(self) -> None:
         with self._state:
             self._writer = False
-            self._admit_after_writer()
+            if self._poison is not None:
+                self._wake_all_poisoned()
+            else:
+                self._admit_after_writer()
 
     def _release_upgradable(self) -> None:
         with self._state:
             self._upgradable = False
+            if self._poison is not None:
+                self._wake_all_poisoned()
+                return
             if self._upgradable_q:
                 self._upgradable_q.notify(1)
             if not self._readers and self._write_q:

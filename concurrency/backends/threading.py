@@ -72,7 +72,7 @@ class _Owned:
 # --------------------------------------------------------------------------- Mutex
 
 
-class MutexGuard(_Owned, fast.MutexGuard):
+class MutexGuard(_Owned, fast.PyMutexGuard):
     __slots__ = ("_owner",)
 
     def __init__(self, mutex: Mutex, owner: int) -> None:
@@ -114,7 +114,7 @@ class MutexGuard(_Owned, fast.MutexGuard):
             raise_poisoned(mutex)
 
 
-class Mutex(fast.Mutex):
+class Mutex(fast.PyMutex):
     __slots__ = ("_owner",)
 
     def __init__(self, value: Any = None, *, name: str | None = None) -> None:

@@ -1,0 +1,823 @@
+/* _fastmutex: the C accelerator behind the `fast` backend's Mutex.
+
+   `with m.lock(): ...` is three calls -- lock(), __enter__ and __exit__.  In
+   pure Python each one runs a Python frame; here all three are C functions,
+   so the uncontended path costs little more than `with threading.Lock(): ...`.
+
+   The two types defined here are *bases*: concurrency/backends/fast.py
+   subclasses them together with the facade classes (concurrency.sync.Mutex
+   and MutexGuard), so isinstance() against the facade holds while every
+   method the hot path calls is still the C one defined here.
+
+   Semantics are those of the pure-Python fast.PyMutex / fast.PyMutexGuard:
+
+   - every lock() returns a fresh guard; releasing it twice raises
+     RuntimeError, and so does using it (value, unlock) once released;
+   - an exception leaving a `with` block poisons the mutex (the first
+     poison wins), and every later acquire releases the lock again and
+     raises PoisonError through concurrency._errors.raise_poisoned();
+   - a guard dropped without being released keeps the lock held, exactly
+     like the pure-Python guard (there is no release-on-finalize).
+
+   The lock itself is a PyThread_type_lock, the lock behind threading.Lock.
+   Like CPython's Modules/_threadmodule.c, a blocking acquire first tries
+   without releasing the GIL, then waits with the GIL released and stays
+   interruptible: a signal wakes it, the Python signal handlers run, and an
+   exception they raise (KeyboardInterrupt, say) propagates out of lock().
+
+   All the fields below are read and written with the GIL held, which is what
+   makes them consistent.  On a free-threaded build this single-phase module
+   does not declare Py_mod_gil, so importing it turns the GIL back on.
+
+   Cold paths call back into Python: timeout validation
+   (concurrency._errors.check_timeout), the PoisonError
+   (concurrency._errors.raise_poisoned) and automatic names
+   (concurrency.backends._realthread.next_name). */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <pythread.h>
+#include <math.h>
+
+/* The monotonic clock, in nanoseconds: public API from 3.13 on, the
+   (exported) private one before that. */
+#if PY_VERSION_HEX < 0x030D0000
+typedef _PyTime_t PyTime_t;
+
+static int
+monotonic_ns(PyTime_t *result)
+{
+    *result = _PyTime_GetMonotonicClock();
+    return 0;
+}
+#else
+static int
+monotonic_ns(PyTime_t *result)
+{
+    return PyTime_Monotonic(result);
+}
+#endif
+
+
+/* ------------------------------------------------------------------ objects */
+
+typedef struct {
+    PyObject_HEAD
+    PyThread_type_lock lock;
+    char locked;              /* 1 while the lock is held (for is_locked) */
+    PyObject *value;          /* the protected value */
+    PyObject *poison;         /* the exception that poisoned it, or NULL */
+    PyObject *name;           /* label used in errors and repr */
+    PyTypeObject *guard_type; /* class of the guards lock() hands out */
+} MutexObject;
+
+typedef struct {
+    PyObject_HEAD
+    MutexObject *mutex;       /* the mutex held, or NULL once released */
+} GuardObject;
+
+static PyTypeObject MutexType;
+static PyTypeObject GuardType;
+
+
+/* --------------------------------------------- helpers written in Python */
+
+/* Return a borrowed reference to module.attr, importing it on first use and
+   caching it in *cache for the life of the process. */
+static PyObject *
+python_helper(PyObject **cache, const char *module, const char *attr)
+{
+    if (*cache == NULL) {
+        PyObject *mod = PyImport_ImportModule(module);
+        if (mod == NULL) {
+            return NULL;
+        }
+        *cache = PyObject_GetAttrString(mod, attr);
+        Py_DECREF(mod);
+    }
+    return *cache;
+}
+
+static PyObject *check_timeout_func = NULL;
+static PyObject *raise_poisoned_func = NULL;
+static PyObject *next_name_func = NULL;
+static PyObject *no_none_kwargs = NULL;   /* {"allow_none": False} */
+
+
+/* ------------------------------------------------------ raw lock handling */
+
+/* Take the lock if it is free, without blocking and without releasing the
+   GIL: the uncontended path of every acquire.  Returns 1 if taken. */
+static inline int
+try_acquire(MutexObject *m)
+{
+    if (PyThread_acquire_lock_timed(m->lock, 0, 0) == PY_LOCK_ACQUIRED) {
+        m->locked = 1;
+        return 1;
+    }
+    return 0;
+}
+
+/* Wait for the lock for at most `microseconds` (-1: forever), with the GIL
+   released.  Mirrors acquire_timed() in CPython's Modules/_threadmodule.c:
+   when a signal interrupts the wait, run the Python signal handlers, give up
+   if one raised, and otherwise wait again for whatever time is left.
+   Returns 1 if acquired, 0 on timeout, -1 with an exception set. */
+static int
+acquire_timed(MutexObject *m, long long microseconds)
+{
+    PyTime_t deadline = 0;
+    PyLockStatus r;
+
+    if (try_acquire(m)) {
+        return 1;
+    }
+    if (microseconds == 0) {
+        return 0;
+    }
+    if (microseconds > 0) {
+        PyTime_t now;
+        if (monotonic_ns(&now) < 0) {
+            return -1;
+        }
+        /* Saturate rather than overflow on absurdly long timeouts. */
+        deadline = (microseconds > (LLONG_MAX - now) / 1000)
+                   ? LLONG_MAX : now + microseconds * 1000;
+    }
+
+    for (;;) {
+        Py_BEGIN_ALLOW_THREADS
+        r = PyThread_acquire_lock_timed(m->lock, microseconds, 1);
+        Py_END_ALLOW_THREADS
+
+        if (r == PY_LOCK_ACQUIRED) {
+            m->locked = 1;
+            return 1;
+        }
+        if (r == PY_LOCK_FAILURE) {
+            return 0;
+        }
+
+        /* PY_LOCK_INTR: a signal arrived.  Run the handlers; an exception
+           they raise (such as KeyboardInterrupt) ends the wait. */
+        if (Py_MakePendingCalls() < 0) {
+            return -1;
+        }
+        if (microseconds > 0) {
+            /* The handlers took time: recompute what is left. */
+            PyTime_t now;
+            if (monotonic_ns(&now) < 0) {
+                return -1;
+            }
+            if (now >= deadline) {
+                return try_acquire(m);
+            }
+            microseconds = (deadline - now + 999) / 1000;
+        }
+    }
+}
+
+/* Give the lock back.  Refuses (like threading.Lock.release) when it is not
+   held, which only a misuse of the Condvar protocol methods can cause. */
+static int
+release(MutexObject *m)
+{
+    if (!m->locked) {
+        PyErr_SetString(PyExc_RuntimeError, "release unlocked lock");
+        return -1;
+    }
+    m->locked = 0;
+    PyThread_release_lock(m->lock);
+    return 0;
+}
+
+/* Raise PoisonError for m through concurrency._errors.raise_poisoned(m).
+   Always returns NULL with an exception set. */
+static PyObject *
+raise_poisoned(MutexObject *m)
+{
+    PyObject *func = python_helper(&raise_poisoned_func,
+                                   "concurrency._errors", "raise_poisoned");
+    if (func == NULL) {
+        return NULL;
+    }
+    PyObject *result = PyObject_CallOneArg(func, (PyObject *)m);
+    if (result != NULL) {
+        Py_DECREF(result);
+        PyErr_SetString(PyExc_SystemError, "raise_poisoned() returned");
+    }
+    return NULL;
+}
+
+/* The lock was just taken: hand out a fresh guard, or, if the mutex is
+   poisoned, release the lock again and raise PoisonError. */
+static PyObject *
+new_guard(MutexObject *m)
+{
+    if (m->poison != NULL) {
+        m->locked = 0;
+        PyThread_release_lock(m->lock);
+        return raise_poisoned(m);
+    }
+    PyTypeObject *type = m->guard_type;
+    GuardObject *guard = (GuardObject *)type->tp_alloc(type, 0);
+    if (guard == NULL) {
+        m->locked = 0;
+        PyThread_release_lock(m->lock);
+        return NULL;
+    }
+    guard->mutex = (MutexObject *)Py_NewRef(m);
+    return (PyObject *)guard;
+}
+
+
+/* ------------------------------------------------------------ MutexGuard */
+
+static PyObject *
+guard_released(void)
+{
+    PyErr_SetString(PyExc_RuntimeError,
+                    "this MutexGuard was already released; "
+                    "it cannot be used any more");
+    return NULL;
+}
+
+PyDoc_STRVAR(guard_enter_doc, "__enter__() -> the guard itself");
+
+static PyObject *
+Guard_enter(GuardObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return Py_NewRef(self);
+}
+
+PyDoc_STRVAR(guard_exit_doc,
+"__exit__(exc_type, exc, tb)\n\
+\n\
+Release the lock unless unlock() already did; an exception leaving the\n\
+block poisons the mutex first (unless it is already poisoned).");
+
+static PyObject *
+Guard_exit(GuardObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_Format(PyExc_TypeError,
+                     "__exit__() takes exactly 3 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    MutexObject *m = self->mutex;
+    if (m == NULL) {
+        Py_RETURN_NONE;   /* released early with unlock() */
+    }
+    self->mutex = NULL;
+    if (args[0] != Py_None && m->poison == NULL && args[1] != Py_None) {
+        m->poison = Py_NewRef(args[1]);
+    }
+    int err = release(m);
+    Py_DECREF(m);
+    if (err < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(guard_unlock_doc,
+"unlock()\n\
+\n\
+Release now; releasing a guard a second time raises RuntimeError.");
+
+static PyObject *
+Guard_unlock(GuardObject *self, PyObject *Py_UNUSED(ignored))
+{
+    MutexObject *m = self->mutex;
+    if (m == NULL) {
+        return guard_released();
+    }
+    self->mutex = NULL;
+    int err = release(m);
+    Py_DECREF(m);
+    if (err < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* The Condvar protocol (see Condvar._wait in _realthread.py): the condvar
+   asks which mutex the guard holds, then parks (releases the lock while the
+   guard stays logically held) and unparks (takes it back). */
+
+static PyObject *
+Guard_mutex_for_wait(GuardObject *self, PyObject *Py_UNUSED(condvar))
+{
+    if (self->mutex == NULL) {
+        return guard_released();
+    }
+    return Py_NewRef(self->mutex);
+}
+
+static PyObject *
+Guard_park(GuardObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (self->mutex == NULL) {
+        return guard_released();
+    }
+    if (release(self->mutex) < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* Take the lock back after a wait.  A poisoned mutex raises PoisonError
+   with the guard still held, so the caller's `with` block releases it. */
+static PyObject *
+Guard_unpark(GuardObject *self, PyObject *Py_UNUSED(ignored))
+{
+    MutexObject *m = self->mutex;
+    if (m == NULL) {
+        return guard_released();
+    }
+    if (acquire_timed(m, -1) < 0) {
+        return NULL;
+    }
+    if (m->poison != NULL) {
+        return raise_poisoned(m);
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Guard_get_value(GuardObject *self, void *Py_UNUSED(closure))
+{
+    if (self->mutex == NULL) {
+        return guard_released();
+    }
+    return Py_NewRef(self->mutex->value);
+}
+
+static int
+Guard_set_value(GuardObject *self, PyObject *value, void *Py_UNUSED(closure))
+{
+    if (value == NULL) {
+        PyErr_SetString(PyExc_AttributeError,
+                        "a MutexGuard's value cannot be deleted");
+        return -1;
+    }
+    if (self->mutex == NULL) {
+        guard_released();
+        return -1;
+    }
+    Py_SETREF(self->mutex->value, Py_NewRef(value));
+    return 0;
+}
+
+static PyObject *
+Guard_get_mutex(GuardObject *self, void *Py_UNUSED(closure))
+{
+    if (self->mutex == NULL) {
+        Py_RETURN_NONE;
+    }
+    return Py_NewRef(self->mutex);
+}
+
+static int
+Guard_traverse(GuardObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->mutex);
+    return 0;
+}
+
+static int
+Guard_clear(GuardObject *self)
+{
+    Py_CLEAR(self->mutex);
+    return 0;
+}
+
+static void
+Guard_dealloc(GuardObject *self)
+{
+    /* Like the pure-Python guard: dropping an unreleased guard does not
+       release the lock. */
+    PyObject_GC_UnTrack(self);
+    Py_CLEAR(self->mutex);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMethodDef Guard_methods[] = {
+    {"__enter__", (PyCFunction)Guard_enter, METH_NOARGS, guard_enter_doc},
+    {"__exit__", (PyCFunction)(void (*)(void))Guard_exit, METH_FASTCALL,
+     guard_exit_doc},
+    {"unlock", (PyCFunction)Guard_unlock, METH_NOARGS, guard_unlock_doc},
+    {"_mutex_for_wait", (PyCFunction)Guard_mutex_for_wait, METH_O, NULL},
+    {"_park", (PyCFunction)Guard_park, METH_NOARGS, NULL},
+    {"_unpark", (PyCFunction)Guard_unpark, METH_NOARGS, NULL},
+    {NULL, NULL}
+};
+
+static PyGetSetDef Guard_getset[] = {
+    {"value", (getter)Guard_get_value, (setter)Guard_set_value,
+     "The protected value; assigning replaces it.", NULL},
+    {"_mutex", (getter)Guard_get_mutex, NULL,
+     "The mutex this guard holds, or None once released.", NULL},
+    {NULL}
+};
+
+PyDoc_STRVAR(guard_doc,
+"Exclusive access to a Mutex's value; lock() returns a new one each time.");
+
+static PyTypeObject GuardType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "concurrency.backends._fastmutex.MutexGuard",
+    .tp_basicsize = sizeof(GuardObject),
+    .tp_dealloc = (destructor)Guard_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = guard_doc,
+    .tp_traverse = (traverseproc)Guard_traverse,
+    .tp_clear = (inquiry)Guard_clear,
+    .tp_methods = Guard_methods,
+    .tp_getset = Guard_getset,
+    /* No tp_new: only Mutex hands out guards. */
+};
+
+
+/* ----------------------------------------------------------------- Mutex */
+
+PyDoc_STRVAR(mutex_lock_doc,
+"lock() -> MutexGuard\n\
+\n\
+Block until the lock is free and return its guard.");
+
+static PyObject *
+Mutex_lock(MutexObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (!try_acquire(self) && acquire_timed(self, -1) < 0) {
+        return NULL;
+    }
+    return new_guard(self);
+}
+
+PyDoc_STRVAR(mutex_try_lock_doc,
+"try_lock() -> MutexGuard | None\n\
+\n\
+The guard if the lock is free right now, else None.");
+
+static PyObject *
+Mutex_try_lock(MutexObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (!try_acquire(self)) {
+        Py_RETURN_NONE;
+    }
+    return new_guard(self);
+}
+
+/* Validate `seconds` with concurrency._errors.check_timeout and convert it
+   to whole microseconds (rounded up, as threading.Lock.acquire does).
+   Returns -1 with an exception set on bad input. */
+static long long
+timeout_microseconds(PyObject *seconds)
+{
+    PyObject *func = python_helper(&check_timeout_func,
+                                   "concurrency._errors", "check_timeout");
+    if (func == NULL) {
+        return -1;
+    }
+    if (no_none_kwargs == NULL) {
+        no_none_kwargs = Py_BuildValue("{sO}", "allow_none", Py_False);
+        if (no_none_kwargs == NULL) {
+            return -1;
+        }
+    }
+    PyObject *args = Py_BuildValue("(Os)", seconds, "Mutex.try_lock_for");
+    if (args == NULL) {
+        return -1;
+    }
+    PyObject *checked = PyObject_Call(func, args, no_none_kwargs);
+    Py_DECREF(args);
+    if (checked == NULL) {
+        return -1;
+    }
+    double secs = PyFloat_AsDouble(checked);
+    Py_DECREF(checked);
+    if (secs == -1.0 && PyErr_Occurred()) {
+        return -1;
+    }
+    double us = ceil(secs * 1e6);
+    if (us > (double)PY_TIMEOUT_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "timeout value is too large");
+        return -1;
+    }
+    long long result = (long long)us;
+    return result > PY_TIMEOUT_MAX ? PY_TIMEOUT_MAX : result;
+}
+
+PyDoc_STRVAR(mutex_try_lock_for_doc,
+"try_lock_for(seconds) -> MutexGuard | None\n\
+\n\
+The guard if the lock frees up within `seconds`, else None.");
+
+static PyObject *
+Mutex_try_lock_for(MutexObject *self, PyObject *seconds)
+{
+    long long microseconds = timeout_microseconds(seconds);
+    if (microseconds < 0) {
+        return NULL;
+    }
+    int acquired = acquire_timed(self, microseconds);
+    if (acquired < 0) {
+        return NULL;
+    }
+    if (!acquired) {
+        Py_RETURN_NONE;
+    }
+    return new_guard(self);
+}
+
+PyDoc_STRVAR(mutex_is_locked_doc,
+"is_locked() -> bool\n\
+\n\
+Whether some guard holds the lock (a snapshot, for diagnostics).");
+
+static PyObject *
+Mutex_is_locked(MutexObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyBool_FromLong(self->locked);
+}
+
+PyDoc_STRVAR(mutex_is_poisoned_doc,
+"is_poisoned() -> bool\n\
+\n\
+Whether an exception escaped a guard of this lock.");
+
+static PyObject *
+Mutex_is_poisoned(MutexObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyBool_FromLong(self->poison != NULL);
+}
+
+PyDoc_STRVAR(mutex_clear_poison_doc,
+"clear_poison()\n\
+\n\
+Declare the value consistent again so the lock can be acquired.");
+
+static PyObject *
+Mutex_clear_poison(MutexObject *self, PyObject *Py_UNUSED(ignored))
+{
+    Py_CLEAR(self->poison);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Mutex_get_name(MutexObject *self, void *Py_UNUSED(closure))
+{
+    return Py_NewRef(self->name);
+}
+
+static int
+Mutex_set_name(MutexObject *self, PyObject *value, void *Py_UNUSED(closure))
+{
+    if (value == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "a Mutex's name cannot be deleted");
+        return -1;
+    }
+    Py_SETREF(self->name, Py_NewRef(value));
+    return 0;
+}
+
+/* `_poison` is None while not poisoned, as on the pure-Python Mutex;
+   raise_poisoned() reads it. */
+static PyObject *
+Mutex_get_poison(MutexObject *self, void *Py_UNUSED(closure))
+{
+    if (self->poison == NULL) {
+        Py_RETURN_NONE;
+    }
+    return Py_NewRef(self->poison);
+}
+
+static int
+Mutex_set_poison(MutexObject *self, PyObject *value, void *Py_UNUSED(closure))
+{
+    if (value == NULL || value == Py_None) {
+        Py_CLEAR(self->poison);
+    }
+    else {
+        Py_XSETREF(self->poison, Py_NewRef(value));
+    }
+    return 0;
+}
+
+static PyObject *
+Mutex_get_value(MutexObject *self, void *Py_UNUSED(closure))
+{
+    return Py_NewRef(self->value);
+}
+
+static PyObject *
+Mutex_repr(MutexObject *self)
+{
+    return PyUnicode_FromFormat("<Mutex %S %s%s>", self->name,
+                                self->locked ? "locked" : "unlocked",
+                                self->poison != NULL ? ", poisoned" : "");
+}
+
+/* Mutex(value=None, *, name=None).  The lock and the guard class are set up
+   in __new__, so an object is usable even if a subclass skips __init__. */
+static PyObject *
+Mutex_new(PyTypeObject *type, PyObject *Py_UNUSED(args),
+          PyObject *Py_UNUSED(kwds))
+{
+    PyObject *guard_type = PyObject_GetAttrString((PyObject *)type,
+                                                  "_guard_class");
+    if (guard_type == NULL) {
+        return NULL;
+    }
+    if (!PyType_Check(guard_type)
+        || !PyType_IsSubtype((PyTypeObject *)guard_type, &GuardType)) {
+        PyErr_Format(PyExc_TypeError,
+                     "%s._guard_class must be a subclass of %s, not %R",
+                     type->tp_name, GuardType.tp_name, guard_type);
+        Py_DECREF(guard_type);
+        return NULL;
+    }
+
+    MutexObject *self = (MutexObject *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        Py_DECREF(guard_type);
+        return NULL;
+    }
+    self->guard_type = (PyTypeObject *)guard_type;
+    self->value = Py_NewRef(Py_None);
+    self->name = Py_NewRef(Py_None);
+    self->lock = PyThread_allocate_lock();
+    if (self->lock == NULL) {
+        Py_DECREF(self);
+        PyErr_SetString(PyExc_MemoryError, "cannot allocate lock");
+        return NULL;
+    }
+    return (PyObject *)self;
+}
+
+static int
+Mutex_init(MutexObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"value", "name", NULL};
+    PyObject *value = Py_None;
+    PyObject *name = Py_None;
+
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O$O:Mutex", kwlist,
+                                     &value, &name)) {
+        return -1;
+    }
+    /* `name or next_name("Mutex")`, as in the pure-Python Mutex. */
+    int has_name = PyObject_IsTrue(name);
+    if (has_name < 0) {
+        return -1;
+    }
+    if (has_name) {
+        Py_INCREF(name);
+    }
+    else {
+        PyObject *func = python_helper(&next_name_func,
+                                       "concurrency.backends._realthread",
+                                       "next_name");
+        if (func == NULL) {
+            return -1;
+        }
+        name = PyObject_CallFunction(func, "s", "Mutex");
+        if (name == NULL) {
+            return -1;
+        }
+    }
+    Py_SETREF(self->name, name);
+    Py_SETREF(self->value, Py_NewRef(value));
+    return 0;
+}
+
+static int
+Mutex_traverse(MutexObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->value);
+    Py_VISIT(self->poison);
+    Py_VISIT(self->name);
+    Py_VISIT(self->guard_type);
+    return 0;
+}
+
+/* Break reference cycles.  value and name become None rather than NULL so
+   that the object stays safe to use if anything still reaches it; and
+   guard_type is kept (lock() needs it, and a class is collected without
+   this object's help). */
+static int
+Mutex_clear(MutexObject *self)
+{
+    Py_SETREF(self->value, Py_NewRef(Py_None));
+    Py_SETREF(self->name, Py_NewRef(Py_None));
+    Py_CLEAR(self->poison);
+    return 0;
+}
+
+static void
+Mutex_dealloc(MutexObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    Py_CLEAR(self->value);
+    Py_CLEAR(self->name);
+    Py_CLEAR(self->poison);
+    Py_CLEAR(self->guard_type);
+    if (self->lock != NULL) {
+        /* Only a collected cycle or a dropped, unreleased guard can leave
+           it held; PyThread locks must not be freed while locked. */
+        if (self->locked) {
+            PyThread_release_lock(self->lock);
+        }
+        PyThread_free_lock(self->lock);
+    }
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMethodDef Mutex_methods[] = {
+    {"lock", (PyCFunction)Mutex_lock, METH_NOARGS, mutex_lock_doc},
+    {"try_lock", (PyCFunction)Mutex_try_lock, METH_NOARGS, mutex_try_lock_doc},
+    {"try_lock_for", (PyCFunction)Mutex_try_lock_for, METH_O,
+     mutex_try_lock_for_doc},
+    {"is_locked", (PyCFunction)Mutex_is_locked, METH_NOARGS,
+     mutex_is_locked_doc},
+    {"is_poisoned", (PyCFunction)Mutex_is_poisoned, METH_NOARGS,
+     mutex_is_poisoned_doc},
+    {"clear_poison", (PyCFunction)Mutex_clear_poison, METH_NOARGS,
+     mutex_clear_poison_doc},
+    {NULL, NULL}
+};
+
+static PyGetSetDef Mutex_getset[] = {
+    {"name", (getter)Mutex_get_name, (setter)Mutex_set_name,
+     "Label used in errors and traces.", NULL},
+    {"_poison", (getter)Mutex_get_poison, (setter)Mutex_set_poison,
+     "The exception that poisoned the lock, or None.", NULL},
+    {"_value", (getter)Mutex_get_value, NULL,
+     "The protected value (read-only here; go through a guard).", NULL},
+    {NULL}
+};
+
+PyDoc_STRVAR(mutex_doc,
+"Mutex(value=None, *, name=None)\n\
+\n\
+A mutual-exclusion lock that owns `value`; reach the value through a guard.");
+
+static PyTypeObject MutexType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "concurrency.backends._fastmutex.Mutex",
+    .tp_basicsize = sizeof(MutexObject),
+    .tp_dealloc = (destructor)Mutex_dealloc,
+    .tp_repr = (reprfunc)Mutex_repr,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = mutex_doc,
+    .tp_traverse = (traverseproc)Mutex_traverse,
+    .tp_clear = (inquiry)Mutex_clear,
+    .tp_methods = Mutex_methods,
+    .tp_getset = Mutex_getset,
+    .tp_init = (initproc)Mutex_init,
+    .tp_new = Mutex_new,
+};
+
+
+/* ---------------------------------------------------------------- module */
+
+PyDoc_STRVAR(module_doc,
+"C base types for the `fast` backend's Mutex and MutexGuard.\n\
+\n\
+Not used directly: concurrency.backends.fast subclasses them together with\n\
+the facade classes.  A Mutex subclass names its guard class in the class\n\
+attribute `_guard_class` (a subclass of this module's MutexGuard).");
+
+static struct PyModuleDef fastmutex_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "concurrency.backends._fastmutex",
+    .m_doc = module_doc,
+    .m_size = -1,
+};
+
+PyMODINIT_FUNC
+PyInit__fastmutex(void)
+{
+    if (PyType_Ready(&GuardType) < 0 || PyType_Ready(&MutexType) < 0) {
+        return NULL;
+    }
+    /* The C Mutex, used on its own, hands out C guards. */
+    if (PyDict_SetItemString(MutexType.tp_dict, "_guard_class",
+                             (PyObject *)&GuardType) < 0) {
+        return NULL;
+    }
+    PyType_Modified(&MutexType);
+
+    PyObject *module = PyModule_Create(&fastmutex_module);
+    if (module == NULL) {
+        return NULL;
+    }
+    if (PyModule_AddObjectRef(module, "Mutex", (PyObject *)&MutexType) < 0
+        || PyModule_AddObjectRef(module, "MutexGuard",
+                                 (PyObject *)&GuardType) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}

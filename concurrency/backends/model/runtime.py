@@ -1,0 +1,379 @@
+"""One model execution: simulated threads as greenlets on one OS thread.
+
+Every facade operation calls `Execution.point` before it acts. There the
+runtime works out which threads are *enabled* (their next operation can
+proceed) and lets the strategy pick one; the pick is a direct greenlet switch,
+or no switch at all when the running thread is picked again. Between two
+points a thread runs alone, so the model explores interleavings of facade
+operations (plain shared variables are not tracked: share state through locks,
+atomics or channels).
+
+Two kinds of step are taken without a decision because nothing can observe
+their order: a new thread's first run up to its first operation, and `join`
+on a thread that has finished. `spawn` is not a point. This keeps DFS counts
+exact: every decision is a real choice between conflicting operations.
+"""
+
+from __future__ import annotations
+
+import sys
+import zlib
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from greenlet import GreenletExit, greenlet
+
+from .. import execution_state
+
+_PACKAGE_DIR = __file__.rsplit("/backends/", 1)[0]
+
+
+def _never() -> bool:
+    return False
+
+
+def user_location(frame: Any) -> str:
+    """`file:line` of the innermost frame outside this package (where the user called us)."""
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if filename.endswith("contextlib.py"):
+            pass  # `with thread.scope()`: report the user's `with` line instead
+        elif not filename.startswith(_PACKAGE_DIR) or "/examples/" in filename:
+            return f"{filename.rsplit('/', 1)[-1]}:{frame.f_lineno}"
+        frame = frame.f_back
+    return "?"
+
+
+class Failure:
+    """Why an execution failed: kind is exception, deadlock, poisoned or max_steps."""
+
+    __slots__ = ("error", "kind", "message", "thread")
+
+    def __init__(self, kind: str, message: str, error: BaseException | None = None,
+                 thread: str | None = None) -> None:
+        self.kind = kind
+        self.message = message
+        self.error = error
+        self.thread = thread
+
+    def signature(self) -> tuple[str, str]:
+        """What must stay the same for a shrunk schedule to count as the same failure."""
+        return (self.kind, type(self.error).__name__ if self.error is not None else "")
+
+
+class Event:
+    """One traced step: which thread did what to which object, and where."""
+
+    __slots__ = ("detail", "location", "obj", "op", "preempted", "thread")
+
+    def __init__(self, thread: int, op: str, obj: str, location: str, preempted: bool,
+                 detail: str = "") -> None:
+        self.thread = thread
+        self.op = op
+        self.obj = obj
+        self.location = location
+        self.preempted = preempted
+        self.detail = detail
+
+
+class ModelThreadBase:
+    """State the runtime keeps per simulated thread (subclassed as the JoinHandle)."""
+
+    __slots__ = (
+        "_joined",
+        "args",
+        "deadline",
+        "error",
+        "execution",
+        "finished",
+        "fn",
+        "greenlet",
+        "id",
+        "kwargs",
+        "local",
+        "locals",
+        "name",
+        "obj",
+        "op",
+        "ready",
+        "result",
+    )
+
+    def __init__(self, execution: Execution, ident: int, name: str, fn: Callable[..., Any],
+                 args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        self.execution = execution
+        self.id = ident
+        self.name = name
+        self.fn = fn
+        self.args = args
+        self.kwargs = kwargs
+        self.greenlet: Any = None
+        self.ready: Callable[[], bool] | None = None
+        self.deadline: float | None = None
+        self.local = False
+        self.op = "start"
+        self.obj: Any = None
+        self.finished = False
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self._joined = False
+        self.locals: dict[Any, dict[str, Any]] = {}
+
+    def __repr__(self) -> str:
+        return f"<model thread {self.name}>"
+
+
+class Execution:
+    """Runs one test body under a strategy, to completion or to the first failure."""
+
+    def __init__(self, strategy: Any, primitives: Any, *, max_steps: int, trace: bool) -> None:
+        self.strategy = strategy
+        self.primitives = primitives
+        self.max_steps = max_steps
+        self.tracing = trace
+        self.events: list[Event] = []
+        self.threads: list[Any] = []
+        self.alive: list[Any] = []
+        self.unstarted: deque[Any] = deque()
+        self.current: Any = None
+        self.root: Any = None
+        self.clock = 0.0
+        self.steps = 0
+        self.decisions: list[int] = []
+        self.preempting: list[bool] = []
+        self.strategy_error: Exception | None = None
+        self.preemptions = 0
+        self.fingerprint = 0
+        self.failure: Failure | None = None
+        self.tearing_down = False
+        self._serial: dict[str, int] = {}
+
+    # -- naming ----------------------------------------------------------------------
+
+    def name_for(self, kind: str, name: str | None) -> str:
+        """Deterministic per-execution labels (`Mutex#1`), so replays print the same trace."""
+        if name is not None:
+            return name
+        n = self._serial.get(kind, 0) + 1
+        self._serial[kind] = n
+        return f"{kind}#{n}"
+
+    # -- threads -----------------------------------------------------------------------
+
+    def spawn(self, thread_cls: Any, fn: Callable[..., Any], args: tuple[Any, ...],
+              kwargs: dict[str, Any], name: str | None) -> Any:
+        ident = len(self.threads)
+        if name is None:
+            name = "main" if ident == 0 else f"{getattr(fn, '__name__', 'thread')}-{ident}"
+        thread = thread_cls(self, ident, name, fn, args, kwargs)
+        thread.greenlet = greenlet(self._thread_main, parent=self.root)
+        self.threads.append(thread)
+        self.alive.append(thread)
+        self.unstarted.append(thread)
+        return thread
+
+    def _thread_main(self) -> None:
+        thread = self.current
+        try:
+            thread.result = thread.fn(*thread.args, **thread.kwargs)
+        except GreenletExit:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - kept for join, or reported
+            thread.error = exc
+        thread.finished = True
+        self.alive.remove(thread)
+        if self.tracing:
+            outcome = f"raised {thread.error!r}" if thread.error is not None else "returned"
+            self.events.append(Event(thread.id, "exit", "", "", False, outcome))
+        if thread.id == 0 and thread.error is not None and self.failure is None:
+            self.failure = _failure_from_exception(thread)
+
+    # -- the scheduling point ------------------------------------------------------------
+
+    def point(self, op: str, obj: Any, ready: Callable[[], bool] | None = None,
+              deadline: float | None = None, local: bool = False) -> bool:
+        """A scheduling point before `op` on `obj`; returns False if it timed out.
+
+        `ready` says whether the operation can proceed (None: always); with a
+        `deadline` (virtual seconds) the thread may instead time out, which the
+        caller handles. `local` steps run without a decision once ready.
+        """
+        if self.tearing_down:
+            raise GreenletExit
+        thread = self.current
+        thread.op = op
+        thread.obj = obj
+        thread.ready = ready
+        thread.deadline = deadline
+        thread.local = local
+        self.steps += 1
+        if self.steps > self.max_steps:
+            self._fail(Failure("max_steps", f"the execution took more than {self.max_steps} "
+                               "steps: a livelock, or raise max_steps", thread=thread.name))
+        chosen = self._pick(thread)
+        if chosen is not thread:
+            if chosen is None:
+                self.root.switch()
+            else:
+                chosen.greenlet.switch()
+            if self.tearing_down:
+                raise GreenletExit
+        thread.ready = None
+        proceeded = ready is None or ready()
+        if not proceeded and deadline is not None and deadline > self.clock:
+            self.clock = deadline
+        thread.deadline = None
+        if self.tracing:
+            self._record(thread, op, obj, "" if proceeded else "timed out")
+        return proceeded
+
+    def _pick(self, at_point: Any) -> Any:
+        """Choose the next thread to run, or None (all done, or a failure was recorded)."""
+        if self.failure is not None:
+            return None
+        if self.unstarted:
+            chosen = self.unstarted.popleft()
+            self.current = chosen
+            return chosen
+        enabled = []
+        timed = None
+        for thread in self.alive:
+            ready = thread.ready
+            if ready is None or ready():
+                if thread.local:
+                    self.current = thread
+                    return thread
+                enabled.append(thread)
+            elif thread.deadline is not None and (timed is None or thread.deadline < timed.deadline):
+                timed = thread
+        if timed is not None:
+            enabled.append(timed)
+            enabled.sort(key=_thread_id)
+        if len(enabled) == 1:
+            chosen = enabled[0]
+        elif not enabled:
+            if self.alive:
+                self.failure = self._deadlock()
+            return None
+        else:
+            try:
+                chosen = self.strategy.choose(enabled, at_point)
+            except Exception as exc:  # a replay that diverged: stop, re-raised by run()
+                self.strategy_error = exc
+                self.failure = Failure("strategy", str(exc), exc)
+                return None
+            self.decisions.append(chosen.id)
+            self.fingerprint = zlib.crc32(bytes([t.id & 0xFF for t in enabled]), self.fingerprint)
+            preempted = chosen is not at_point and at_point is not None and at_point in enabled
+            self.preempting.append(preempted)
+            if preempted:
+                self.preemptions += 1
+                if self.tracing:
+                    self._preempted_next = True
+        self.current = chosen
+        return chosen
+
+    _preempted_next = False
+
+    def _fail(self, failure: Failure) -> None:
+        """Record `failure` and hand control back to `run`, which tears everything down."""
+        if self.failure is None:
+            self.failure = failure
+        self.root.switch()
+        raise GreenletExit
+
+    # -- running ---------------------------------------------------------------------
+
+    def run(self, fn: Callable[[], Any], thread_cls: Any) -> Failure | None:
+        """Run `fn` as the main thread, then every thread it left running; the failure, if any."""
+        previous = execution_state.runtime
+        execution_state.runtime = self
+        self.root = greenlet.getcurrent()
+        try:
+            self.spawn(thread_cls, fn, (), {}, None)
+            while self.failure is None:
+                chosen = self._pick(None)
+                if chosen is None:
+                    break
+                chosen.greenlet.switch()
+            if self.failure is None:
+                self.failure = self._unobserved_error()
+        finally:
+            self._teardown()
+            execution_state.runtime = previous
+        if self.strategy_error is not None:
+            raise self.strategy_error
+        return self.failure
+
+    def _unobserved_error(self) -> Failure | None:
+        for thread in self.threads:
+            if thread.error is not None and not thread._joined:
+                return _failure_from_exception(thread)
+        return None
+
+    def _teardown(self) -> None:
+        """Unwind every suspended thread so no frame of this execution outlives it."""
+        self.tearing_down = True
+        for thread in self.threads:
+            g = thread.greenlet
+            if g is not None and g.gr_frame is not None and not g.dead:
+                try:
+                    g.throw(GreenletExit)
+                except GreenletExit:
+                    pass
+            thread.greenlet = None
+            thread.locals.clear()
+        self.alive.clear()
+        self.unstarted.clear()
+
+    # -- reporting ---------------------------------------------------------------------
+
+    def _deadlock(self) -> Failure:
+        lines = []
+        for thread in self.alive:
+            obj = getattr(thread.obj, "name", None) or (thread.obj.name if thread.obj else "")
+            lines.append(f"  {thread.name} is blocked in {thread.op} {obj} at "
+                         f"{self.location_of(thread)}")
+        return Failure("deadlock", "deadlock: every unfinished thread is blocked\n" + "\n".join(lines))
+
+    def location_of(self, thread: Any) -> str:
+        if thread is self.current:
+            return user_location(sys._getframe(1))
+        g = thread.greenlet
+        return user_location(g.gr_frame if g is not None else None)
+
+    def _record(self, thread: Any, op: str, obj: Any, detail: str) -> None:
+        preempted = self._preempted_next
+        self._preempted_next = False
+        label = getattr(obj, "name", "") if obj is not None else ""
+        self.events.append(
+            Event(thread.id, op, label, user_location(sys._getframe(2)), preempted, detail)
+        )
+
+    def note(self, op: str, obj: Any = None, detail: str = "") -> None:
+        """Trace mode: record a step that is not a scheduling point (spawn, exit)."""
+        self._record(self.current, op, obj, detail)
+
+    def annotate(self, detail: str) -> None:
+        """Trace mode: add what the last operation returned (`try_lock -> None`)."""
+        if self.events:
+            event = self.events[-1]
+            event.detail = f"{event.detail} {detail}".strip()
+
+    def thread_local_namespace(self, key: Any) -> dict[str, Any]:
+        namespace: dict[str, Any] = self.current.locals.setdefault(key, {})
+        return namespace
+
+
+def _thread_id(thread: Any) -> int:
+    return int(thread.id)
+
+
+def _failure_from_exception(thread: Any) -> Failure:
+    from ..._errors import PoisonError
+
+    error = thread.error
+    kind = "poisoned" if isinstance(error, PoisonError) else "exception"
+    where = "the test body" if thread.id == 0 else f"thread {thread.name}"
+    return Failure(kind, f"{type(error).__name__} in {where}: {error}", error, thread.name)

@@ -1,0 +1,140 @@
+"""Driving executions: explore with a strategy, shrink a failure, trace it.
+
+Searching records only decisions (cheap); once a failure is found it is
+shrunk by lenient replays (fewer preemptions, then fewer steps, while it still
+fails the same way) and the shrunk schedule is replayed once with tracing on.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from . import primitives
+from .runtime import Execution, Failure
+from .scheduler import Replay, Strategy
+from .thread import JoinHandle
+
+SHRINK_SECONDS = 3.0
+SHRINK_ATTEMPTS = 400
+MAX_TRACE_ROWS = 250
+
+
+def run_once(fn: Callable[[], Any], strategy: Strategy, max_steps: int, *,
+             trace: bool = False) -> Execution:
+    """One execution of `fn` under `strategy`."""
+    strategy.start_execution()
+    execution = Execution(strategy, primitives, max_steps=max_steps, trace=trace)
+    execution.run(fn, JoinHandle)
+    return execution
+
+
+@dataclass
+class Progress:
+    """Prints a progress line for long searches (to a terminal only)."""
+
+    strategy: str
+    enabled: bool
+    started: float = 0.0
+    last: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.started = self.last = time.perf_counter()
+
+    def tick(self, executions: int, force: bool = False) -> None:
+        if not self.enabled:
+            return
+        now = time.perf_counter()
+        if now - self.last < 0.5 and not force:
+            return
+        self.last = now
+        elapsed = now - self.started
+        if elapsed < 2.0 and not force:
+            return
+        rate = executions / elapsed if elapsed else 0.0
+        stream = sys.__stderr__
+        if stream is not None:
+            stream.write(f"\r[concurrency] {self.strategy}: {executions:,} executions "
+                         f"({rate:,.0f}/s, {elapsed:.0f}s)   ")
+            if force:
+                stream.write("\n")
+            stream.flush()
+
+
+def progress_wanted(progress: bool | None) -> bool:
+    if progress is not None:
+        return progress
+    stream = sys.__stderr__
+    return bool(stream is not None and stream.isatty())
+
+
+# --------------------------------------------------------------------------- shrinking
+
+
+def _better(candidate: Execution, best: Execution) -> bool:
+    return (candidate.preemptions, candidate.steps) < (best.preemptions, best.steps)
+
+
+def shrink(fn: Callable[[], Any], found: Execution, max_steps: int) -> Execution:
+    """A schedule that fails the same way with fewer preemptions and steps, if one is found."""
+    assert found.failure is not None
+    if found.failure.kind == "max_steps":
+        return found  # every shorter schedule stops earlier; nothing to gain
+    signature = found.failure.signature()
+    deadline = time.perf_counter() + SHRINK_SECONDS
+    attempts = 0
+    best = found
+
+    def attempt(decisions: Sequence[int | None]) -> Execution | None:
+        nonlocal attempts
+        attempts += 1
+        execution = run_once(fn, Replay(decisions, strict=False), max_steps)
+        failure = execution.failure
+        if failure is not None and failure.signature() == signature and _better(execution, best):
+            return execution
+        return None
+
+    improved = True
+    while improved and attempts < SHRINK_ATTEMPTS and time.perf_counter() < deadline:
+        improved = False
+        preempting = [i for i, flag in enumerate(best.preempting) if flag]
+        for index in reversed(preempting):
+            if attempts >= SHRINK_ATTEMPTS or time.perf_counter() >= deadline:
+                break
+            decisions = list(best.decisions)
+            # First drop this preemption and everything after it, then only this one.
+            for candidate in (decisions[:index], [*decisions[:index], None, *decisions[index + 1:]]):
+                better = attempt(candidate)
+                if better is not None:
+                    best = better
+                    improved = True
+                    break
+            if improved:
+                break
+    return best
+
+
+# --------------------------------------------------------------------------- reporting
+
+
+def describe_failure(failure: Failure) -> str:
+    """The failure's own story: the deadlock listing, or the exception's traceback tail."""
+    if failure.error is None or failure.kind not in ("exception", "poisoned"):
+        return failure.message
+    lines = traceback.format_exception(failure.error, limit=-6)
+    return failure.message + "\n\n" + "".join(lines).rstrip()
+
+
+def render_trace(execution: Execution) -> str:
+    from .trace import swimlane
+
+    events = execution.events
+    names = [thread.name for thread in execution.threads]
+    if len(events) <= MAX_TRACE_ROWS:
+        return swimlane(events, names)
+    skipped = len(events) - MAX_TRACE_ROWS
+    return f"({skipped} earlier steps not shown)\n" + swimlane(events[skipped:], names)

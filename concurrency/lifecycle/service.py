@@ -1,0 +1,170 @@
+"""`Service`: something that serves on its own thread until told to stop, restartably.
+
+Subclass it and implement `serve()`. Each `start()` makes a fresh
+`self.token` and runs `serve()` on a new facade thread; `serve()` is expected
+to return soon after `self.token` is cancelled (it can `wait_any` on the
+token and its inputs, or check `self.token.is_cancelled()` between steps).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .. import sync, thread
+from .._errors import check_timeout, report_unraisable
+from ._callbacks import run_all
+from .token import CancellationToken
+
+__all__ = ["Service"]
+
+CloseCallback = Callable[[BaseException | None], Any]
+
+
+class _ServiceState:
+    __slots__ = ("error", "handle", "serving")
+
+    def __init__(self) -> None:
+        self.serving = False  # serve() or its on_close callbacks are still running
+        self.handle: thread.JoinHandle[None] | None = None
+        self.error: BaseException | None = None  # what the last serve() raised
+
+
+def _serving(state: _ServiceState) -> bool:
+    return state.serving
+
+
+class Service:
+    """Base class: `start()`/`stop()` run and end `serve()` on a thread of its own.
+
+    - `start()` fails with `RuntimeError` while the service is still serving.
+    - `stop()` cancels `self.token` and joins the thread; it is idempotent,
+      and `start()` works again afterwards.
+    - `wait(timeout=None)` is True once serving has ended (at once if never started).
+    - `run()` starts and waits; it re-raises what `serve()` raised.
+    - `on_close(fn)`: `fn(error)` runs each time serving ends, on the service
+      thread, before `stop()`/`wait()` return; `error` is what `serve()`
+      raised, or None. When nothing observes a `serve()` exception (no
+      `on_close` callback, not started by `run()`), it goes to `sys.unraisablehook`.
+
+    Subclasses that define `__init__` must call `super().__init__()`.
+    """
+
+    def __init__(self, *, name: str | None = None) -> None:
+        self.name = name or type(self).__name__
+        self.token = CancellationToken(name=f"{self.name}.token")
+        self._state: sync.Mutex[_ServiceState] = sync.Mutex(
+            _ServiceState(), name=f"{self.name}.state"
+        )
+        self._ended = sync.Condvar()
+        self._close_callbacks: sync.Mutex[list[CloseCallback]] = sync.Mutex([])
+        self._inside = thread.local()  # `serving` is set on the service thread only
+
+    def serve(self) -> None:
+        """Do the service's work until `self.token` is cancelled. Subclasses implement it."""
+        raise NotImplementedError(f"{type(self).__name__} must implement serve()")
+
+    def start(self) -> None:
+        """Run `serve()` on a new thread with a fresh `self.token`."""
+        self._start(observed_by_run=False)
+
+    def _start(self, *, observed_by_run: bool) -> None:
+        if not hasattr(self, "_state"):
+            raise RuntimeError(
+                f"{type(self).__name__}.__init__ did not call Service.__init__ (super().__init__())"
+            )
+        with self._state.lock() as guard:
+            state = guard.value
+            if state.serving:
+                raise RuntimeError(
+                    f"service {self.name!r} is already running; stop() it before starting it again"
+                )
+            token = CancellationToken(name=f"{self.name}.token")
+            self.token = token
+            state.serving = True
+            state.error = None
+            try:
+                state.handle = thread.spawn(
+                    self._serve_once, token, observed_by_run, name=f"{self.name}.serve"
+                )
+            except BaseException:
+                state.serving = False
+                raise
+
+    def _serve_once(self, token: CancellationToken, observed_by_run: bool) -> None:
+        """The service thread: serve, hand the outcome to on_close, then mark serving over."""
+        self._inside.serving = True
+        error: BaseException | None = None
+        try:
+            self.serve()
+        except BaseException as exc:  # handed to on_close, run() or the hook below
+            error = exc
+        finally:
+            with self._close_callbacks.lock() as guard:
+                callbacks = list(guard.value)
+            run_all(callbacks, (error,), f"an on_close callback of service {self.name!r}")
+            if error is not None and not callbacks and not observed_by_run:
+                report_unraisable(error, f"Exception in serve() of service {self.name!r}", self)
+            with self._state.lock() as guard:
+                guard.value.serving = False
+                guard.value.error = error
+                self._ended.notify_all()
+
+    def stop(self) -> None:
+        """Cancel `self.token` and wait for `serve()` to end (idempotent).
+
+        Called from inside `serve()` (or an `on_close` callback) it only
+        cancels: a thread cannot wait for itself.
+        """
+        with self._state.lock() as guard:
+            handle = guard.value.handle
+            token = self.token
+        token.cancel()
+        if handle is None or getattr(self._inside, "serving", False):
+            return
+        handle.join()  # serve()'s outcome was caught on its thread: this never raises it
+        with self._state.lock() as guard:
+            if guard.value.handle is handle:
+                guard.value.handle = None
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Park until serving has ended; False if `timeout` seconds passed first."""
+        timeout = check_timeout(timeout, "Service.wait")
+        with self._state.lock() as guard:
+            if timeout is None:
+                self._ended.wait_while(guard, _serving)
+                return True
+            return not self._ended.wait_timeout_while(guard, timeout, _serving)
+
+    def run(self) -> None:
+        """Start, then wait until serving ends; re-raise what `serve()` raised.
+
+        If the wait is interrupted (KeyboardInterrupt, say), the service is stopped first.
+        """
+        self._start(observed_by_run=True)
+        try:
+            self.wait()
+        except BaseException:
+            self.stop()
+            raise
+        self.stop()  # reaps the finished thread
+        with self._state.lock() as guard:
+            error = guard.value.error
+        if error is not None:
+            raise error
+
+    def on_close(self, fn: CloseCallback) -> None:
+        """Call `fn(error)` each time serving ends (`error`: what `serve()` raised, or None)."""
+        if not callable(fn):
+            raise TypeError(f"Service.on_close: {fn!r} is not callable")
+        with self._close_callbacks.lock() as guard:
+            guard.value.append(fn)
+
+    def is_running(self) -> bool:
+        """True from `start()` until serving has ended."""
+        with self._state.lock() as guard:
+            return guard.value.serving
+
+    def __repr__(self) -> str:
+        state = "running" if self.is_running() else "stopped"
+        return f"<{type(self).__name__} {self.name} {state}>"
