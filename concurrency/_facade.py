@@ -12,14 +12,34 @@ from typing import Any
 from .backends import implementation
 
 
+_FACADE_MODULES = frozenset(
+    {"concurrency._facade", "concurrency.sync", "concurrency.sync.atomic", "concurrency.thread"}
+)
+
+
 class FacadeMeta(type):
-    """Calling a facade class (not a backend subclass) builds the backend's class."""
+    """Calling a facade class that sets `_facade_` builds the backend's class of that name.
+
+    Classes defined outside the facade modules (the backends' classes) get
+    `ImplementationMeta` instead, whose calls are plain C-level construction.
+    """
+
+    def __new__(mcls, name: str, bases: tuple[type, ...], namespace: dict[str, Any],
+                **kwargs: Any) -> Any:
+        in_facade = namespace.get("__module__") in _FACADE_MODULES
+        meta = mcls if in_facade else ImplementationMeta
+        return super().__new__(meta, name, bases, namespace, **kwargs)
 
     def __call__(cls, *args: Any, **kwargs: Any) -> Any:
         if "_facade_" in cls.__dict__:
-            backend_cls = getattr(implementation(), cls.__name__)
-            return backend_cls(*args, **kwargs)
+            return getattr(implementation(), cls.__name__)(*args, **kwargs)
         return super().__call__(*args, **kwargs)
+
+
+class ImplementationMeta(FacadeMeta):
+    """Metaclass of backend classes: construction is `type.__call__`, nothing added."""
+
+    __call__ = type.__call__  # type: ignore[assignment]
 
 
 class Facade(metaclass=FacadeMeta):

@@ -233,6 +233,35 @@ Mutex, MutexGuard = _ACCELERATED if _ACCELERATED is not None else (PyMutex, PyMu
 
 
 # --------------------------------------------------------------------------- RwLock
+#
+# How the RwLock keeps its uncontended paths short (CPython with the GIL).
+#
+# `read()`, `write()` and their releases take no lock when nobody else is around:
+# they use operations the GIL makes atomic and sequentially consistent (list
+# append/pop, attribute loads and stores) and fall back to a slow path under the
+# raw lock `_state`, with wait queues, as soon as they meet another thread.
+#
+# - `_readers`: a list whose length counts the readers inside (its items mean nothing).
+# - `_token`: a list holding one item while no writer and no upgradable reader holds
+#   the lock; popping it is how a writer or an upgradable reader claims the lock.
+# - `_blocked`: true while arriving readers must take the slow path, because a writer
+#   holds or waits for the lock, an upgradable reader is upgrading, or it is poisoned.
+# - `_waiters`: threads parked (or about to park) in a queue, plus one while poisoned.
+#   A holder that releases and sees it non-zero runs `_dispatch`; an arriving writer
+#   that sees it takes the slow path, which lets queued readers go first (phase-fair).
+#
+# Two handshakes make this safe. A reader appends to `_readers`, then reads `_blocked`;
+# a writer (holding the token) sets `_blocked`, then reads `_readers`: one of them sees
+# the other, so readers and a writer are never inside together (and a reader leaving
+# pops, then reads `_blocked`, to wake a writer waiting for the last reader). A releaser
+# changes the state, then reads `_waiters`; a thread about to park raises `_waiters`
+# under `_state`, then re-checks the state: it either sees the release, or the releaser
+# sees it and wakes it through `_dispatch`, which runs under `_state`.
+#
+# `_blocked` is written lock-free only by the token's holder (set after taking the
+# token, cleared just before putting it back); under `_state` it is also raised by
+# waiting writers and recomputed by `_dispatch` when the token is free or held by an
+# upgradable reader, whose every transition runs under `_state`.
 
 
 class ReadGuard(sync.ReadGuard[Any]):
@@ -262,9 +291,11 @@ class ReadGuard(sync.ReadGuard[Any]):
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         rw = self._rw
-        if rw is not None:  # a reader never poisons
+        if rw is not None:  # a reader never poisons; this is `_release_read`, inlined
             self._rw = None
-            rw._release_read()
+            rw._readers_pop()
+            if rw._blocked:
+                rw._reader_left()
 
 
 class WriteGuard(sync.WriteGuard[Any]):
@@ -306,11 +337,17 @@ class WriteGuard(sync.WriteGuard[Any]):
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         rw = self._rw
-        if rw is not None:
-            self._rw = None
-            if exc_type is not None and rw._poison is None:
-                rw._poison = exc
-            rw._release_write()
+        if rw is None:
+            return
+        self._rw = None
+        if exc_type is not None:
+            rw._release_write_poisoning(exc)
+            return
+        # `_release_write`, inlined
+        rw._blocked = False
+        rw._token_put(True)
+        if rw._waiters:
+            rw._dispatch()
 
 
 class UpgradableReadGuard(sync.UpgradableReadGuard[Any]):
@@ -334,7 +371,7 @@ class UpgradableReadGuard(sync.UpgradableReadGuard[Any]):
         return rw
 
     def unlock(self) -> None:
-        self._take()._release_upgradable()
+        self._take()._release_upgradable(None)
 
     def upgrade(self) -> WriteGuard:
         rw = self._take()
@@ -347,191 +384,137 @@ class UpgradableReadGuard(sync.UpgradableReadGuard[Any]):
         rw = self._rw
         if rw is not None:
             self._rw = None
-            if exc_type is not None and rw._poison is None:
-                rw._poison = exc
-            rw._release_upgradable()
+            rw._release_upgradable(exc if exc_type is not None else None)
+
+
+# Guards are built with `__new__` plus one slot store: cheaper than a class call.
+_new_read_guard = ReadGuard.__new__
+_new_write_guard = WriteGuard.__new__
+_new_upgradable_guard = UpgradableReadGuard.__new__
+
+
+def _make_read_guard(rw: RwLock) -> ReadGuard:
+    guard = _new_read_guard(ReadGuard)
+    guard._rw = rw
+    return guard
+
+
+def _make_write_guard(rw: RwLock) -> WriteGuard:
+    guard = _new_write_guard(WriteGuard)
+    guard._rw = rw
+    return guard
+
+
+def _make_upgradable_guard(rw: RwLock) -> UpgradableReadGuard:
+    guard = _new_upgradable_guard(UpgradableReadGuard)
+    guard._rw = rw
+    return guard
 
 
 class RwLock(sync.RwLock[Any]):
     """Phase-fair readers-writer lock: once a writer waits, new readers queue behind
-    it, and the readers that queued get their turn when that writer leaves."""
+    it, and the readers that queued get their turn when that writer leaves.
+
+    See the comment above `ReadGuard` for how the lock-free fast paths work.
+    """
 
     __slots__ = (
+        "_blocked",
+        "_drain_q",
         "_poison",
         "_read_q",
         "_readers",
-        "_readers_pass",
+        "_readers_pop",
+        "_readers_push",
         "_state",
+        "_token",
+        "_token_put",
+        "_token_take",
         "_upgradable",
         "_upgradable_q",
-        "_upgrade_q",
         "_upgrading",
         "_value",
+        "_waiters",
         "_write_q",
-        "_writer",
         "_writers_waiting",
         "name",
     )
-    _read_guard = ReadGuard
-    _write_guard = WriteGuard
-    _upgradable_guard = UpgradableReadGuard
+    # Guard factories, called as `self._read_guard(rw)`; a subclass may use guard classes.
+    _read_guard: Any = staticmethod(_make_read_guard)
+    _write_guard: Any = staticmethod(_make_write_guard)
+    _upgradable_guard: Any = staticmethod(_make_upgradable_guard)
 
     def __init__(self, value: Any = None, *, name: str | None = None) -> None:
         self._value = value
         self._poison: BaseException | None = None
         self.name = name or next_name("RwLock")
         self._state = allocate_lock()
-        self._readers = 0  # plain readers inside
-        self._writer = False
-        self._upgradable = False  # an upgradable reader is inside
-        self._upgrading = False  # ...and is waiting for readers to leave
+        readers: list[None] = []
+        self._readers = readers
+        self._readers_push = readers.append
+        self._readers_pop = readers.pop
+        token = [True]
+        self._token = token
+        self._token_take = token.pop  # IndexError: somebody holds the token
+        self._token_put = token.append
+        self._blocked = False
+        self._waiters = 0
         self._writers_waiting = 0
-        self._readers_pass = 0  # queued readers admitted ahead of waiting writers
-        self._read_q = WaitQueue()
-        self._write_q = WaitQueue()
-        self._upgradable_q = WaitQueue()
-        self._upgrade_q = WaitQueue()
+        self._upgradable = False  # an upgradable reader holds the token...
+        self._upgrading = False  # ...and waits for the readers to leave
+        self._read_q = WaitQueue()  # readers waiting to be admitted by `_dispatch`
+        self._write_q = WaitQueue()  # writers waiting for the token
+        self._upgradable_q = WaitQueue()  # upgradable readers waiting for the token
+        self._drain_q = WaitQueue()  # the token's holder, waiting for readers to leave
 
-    # -- admission -----------------------------------------------------------------
-
-    def _acquire_read(self, deadline: float | None, blocking: bool) -> bool:
-        with self._state:
-            if self._poison is not None:
-                raise_poisoned(self)
-            if not (self._writer or self._writers_waiting or self._upgrading):
-                self._readers += 1
-                return True
-            if not blocking:
-                return False
-            while True:
-                self._read_q.wait(self._state, remaining(deadline))
-                if self._poison is not None:
-                    raise_poisoned(self)
-                if not (self._writer or self._upgrading) and (
-                    not self._writers_waiting or self._readers_pass
-                ):
-                    if self._readers_pass:
-                        self._readers_pass -= 1
-                    self._readers += 1
-                    return True
-                if deadline is not None and remaining(deadline) == 0.0:
-                    return False
-
-    def _acquire_write(self, deadline: float | None, blocking: bool) -> bool:
-        with self._state:
-            if self._poison is not None:
-                raise_poisoned(self)
-            if not (self._writer or self._readers or self._upgradable):
-                self._writer = True
-                return True
-            if not blocking:
-                return False
-            self._writers_waiting += 1
-            acquired = False
-            try:
-                while True:
-                    self._write_q.wait(self._state, remaining(deadline))
-                    if self._poison is not None:
-                        raise_poisoned(self)
-                    if not (self._writer or self._readers or self._upgradable):
-                        self._writer = acquired = True
-                        return True
-                    if deadline is not None and remaining(deadline) == 0.0:
-                        return False
-            finally:
-                self._writers_waiting -= 1
-                if not acquired and not self._writers_waiting:
-                    self._read_q.notify_all()  # readers held back for us may go
-                    self._upgradable_q.notify(1)
-
-    def _acquire_upgradable(self, deadline: float | None, blocking: bool) -> bool:
-        with self._state:
-            while True:
-                if self._poison is not None:
-                    raise_poisoned(self)
-                if not (self._writer or self._upgradable or self._writers_waiting):
-                    self._upgradable = True
-                    return True
-                if not blocking or (deadline is not None and remaining(deadline) == 0.0):
-                    return False
-                self._upgradable_q.wait(self._state, remaining(deadline))
-
-    # -- release -------------------------------------------------------------------
-
-    def _release_read(self) -> None:
-        with self._state:
-            self._readers -= 1
-            if not self._readers:
-                if self._upgrading:
-                    self._upgrade_q.notify(1)
-                elif self._write_q:
-                    self._write_q.notify(1)
-
-    def _admit_after_writer(self) -> None:
-        """A writer left: queued readers go first, else the next writer."""
-        if self._read_q:
-            self._readers_pass = len(self._read_q)
-            self._read_q.notify_all()
-        elif self._write_q:
-            self._write_q.notify(1)
-        if self._upgradable_q:
-            self._upgradable_q.notify(1)
-
-    def _wake_all_poisoned(self) -> None:
-        """The lock was just poisoned: every waiter must wake and raise, not only the next."""
-        self._read_q.notify_all()
-        self._write_q.notify_all()
-        self._upgradable_q.notify_all()
-
-    def _release_write(self) -> None:
-        with self._state:
-            self._writer = False
-            if self._poison is not None:
-                self._wake_all_poisoned()
-            else:
-                self._admit_after_writer()
-
-    def _release_upgradable(self) -> None:
-        with self._state:
-            self._upgradable = False
-            if self._poison is not None:
-                self._wake_all_poisoned()
-                return
-            if self._upgradable_q:
-                self._upgradable_q.notify(1)
-            if not self._readers and self._write_q:
-                self._write_q.notify(1)
-
-    def _upgrade(self) -> None:
-        with self._state:
-            self._upgrading = True
-            try:
-                while self._readers:
-                    self._upgrade_q.wait(self._state)
-            finally:
-                self._upgrading = False
-            self._upgradable = False
-            self._writer = True
-
-    def _downgrade(self) -> None:
-        with self._state:
-            self._writer = False
-            self._readers += 1
-            self._admit_after_writer()
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # `read()` and `write()` inline the uncontended paths of `_acquire_read` and
+        # `_acquire_write` and build this module's guards. A subclass (the checked
+        # backend) hooks those methods and brings its own guards, so unless it defines
+        # `read`/`write` itself it gets versions that go through them.
+        super().__init_subclass__(**kwargs)
+        if "read" not in cls.__dict__:
+            cls.read = RwLock._read_through_hooks  # type: ignore[method-assign]
+        if "write" not in cls.__dict__:
+            cls.write = RwLock._write_through_hooks  # type: ignore[method-assign]
 
     # -- public API ----------------------------------------------------------------
 
     def read(self) -> ReadGuard:
-        self._acquire_read(None, True)
-        return self._read_guard(self)
+        self._readers_push(None)  # `_acquire_read(None, True)`, inlined
+        if self._blocked:
+            self._read_contended(None, True)
+        guard = _new_read_guard(ReadGuard)
+        guard._rw = self
+        return guard
 
     def write(self) -> WriteGuard:
+        try:  # `_acquire_write(None, True)`, inlined
+            self._token_take()
+        except IndexError:
+            self._write_contended(None, True)
+        else:
+            self._blocked = True
+            if self._readers or self._waiters:
+                self._write_holding(None, True)
+        guard = _new_write_guard(WriteGuard)
+        guard._rw = self
+        return guard
+
+    def _read_through_hooks(self) -> ReadGuard:
+        self._acquire_read(None, True)
+        guard: ReadGuard = self._read_guard(self)
+        return guard
+
+    def _write_through_hooks(self) -> WriteGuard:
         self._acquire_write(None, True)
-        return self._write_guard(self)
+        guard: WriteGuard = self._write_guard(self)
+        return guard
 
     def upgradable_read(self) -> UpgradableReadGuard:
         self._acquire_upgradable(None, True)
-        return self._upgradable_guard(self)
+        guard: UpgradableReadGuard = self._upgradable_guard(self)
+        return guard
 
     def try_read(self) -> ReadGuard | None:
         return self._read_guard(self) if self._acquire_read(None, False) else None
@@ -554,11 +537,250 @@ class RwLock(sync.RwLock[Any]):
         return self._poison is not None
 
     def clear_poison(self) -> None:
-        self._poison = None
+        with self._state:
+            if self._poison is None:
+                return
+            self._poison = None
+            self._waiters -= 1  # the mark `_poison_locked` added
+            self._dispatch_locked()
 
     def __repr__(self) -> str:
+        writer = not self._token and not self._upgradable
         poisoned = ", poisoned" if self._poison is not None else ""
-        return f"<RwLock {self.name} readers={self._readers} writer={self._writer}{poisoned}>"
+        return f"<RwLock {self.name} readers={len(self._readers)} writer={writer}{poisoned}>"
+
+    # -- readers -------------------------------------------------------------------
+
+    def _acquire_read(self, deadline: float | None, blocking: bool) -> bool:
+        self._readers_push(None)
+        if not self._blocked:
+            return True
+        return self._read_contended(deadline, blocking)
+
+    def _read_contended(self, deadline: float | None, blocking: bool) -> bool:
+        """A reader's optimistic entry met `_blocked`: back out, then wait to be let in."""
+        with self._state:
+            self._leave_read_locked()
+            self._waiters += 1
+            try:
+                while True:
+                    if self._poison is not None:
+                        raise_poisoned(self)
+                    if not self._blocked:
+                        self._readers_push(None)
+                        if not self._blocked:
+                            return True
+                        self._leave_read_locked()  # a writer took the token meanwhile
+                    if not blocking:
+                        return False
+                    left = remaining(deadline)
+                    if left == 0.0:
+                        return False
+                    if self._read_q.wait(self._state, left):
+                        # Woken by `_admit_queued_readers`, which counted us in already.
+                        if self._poison is not None:
+                            self._leave_read_locked()
+                            raise_poisoned(self)
+                        return True
+            finally:
+                self._waiters -= 1
+
+    def _release_read(self) -> None:
+        self._readers_pop()
+        if self._blocked:
+            self._reader_left()
+
+    def _reader_left(self) -> None:
+        """A reader left while `_blocked`: the token's holder may wait for the last one."""
+        with self._state:
+            if not self._readers and self._drain_q:
+                self._drain_q.notify(1)
+
+    def _leave_read_locked(self) -> None:
+        self._readers_pop()
+        if not self._readers and self._drain_q:
+            self._drain_q.notify(1)
+
+    def _admit_queued_readers(self) -> None:
+        """Under `_state`: count every queued reader in and wake them all."""
+        queued = self._read_q
+        for _ in range(len(queued)):
+            self._readers_push(None)
+        queued.notify_all()
+
+    # -- writers -------------------------------------------------------------------
+
+    def _acquire_write(self, deadline: float | None, blocking: bool) -> bool:
+        try:
+            self._token_take()
+        except IndexError:
+            return self._write_contended(deadline, blocking)
+        self._blocked = True
+        if self._readers or self._waiters:
+            return self._write_holding(deadline, blocking)
+        return True
+
+    def _write_holding(self, deadline: float | None, blocking: bool) -> bool:
+        """We took the token but found readers inside, threads waiting, or poison."""
+        with self._state:
+            if self._poison is not None:
+                self._release_token_locked()
+                raise_poisoned(self)
+            if not blocking:
+                if self._readers or self._read_q:
+                    self._release_token_locked()
+                    return False
+                return True
+            return self._drain_locked(deadline)
+
+    def _write_contended(self, deadline: float | None, blocking: bool) -> bool:
+        """The token is taken: wait for it, holding new readers back meanwhile."""
+        with self._state:
+            if not blocking:
+                if self._poison is not None:
+                    raise_poisoned(self)
+                return False
+            self._waiters += 1
+            self._writers_waiting += 1
+            holding = False
+            try:
+                while True:
+                    if self._poison is not None:
+                        raise_poisoned(self)
+                    self._blocked = True  # again each time: a releasing holder clears it
+                    try:
+                        self._token_take()
+                    except IndexError:
+                        pass
+                    else:
+                        holding = True
+                        break
+                    left = remaining(deadline)
+                    if left == 0.0:
+                        return False
+                    self._write_q.wait(self._state, left)
+            finally:
+                self._waiters -= 1
+                self._writers_waiting -= 1
+                if not holding:
+                    self._dispatch_locked()  # we no longer hold readers back
+            self._blocked = True
+            return self._drain_locked(deadline)
+
+    def _drain_locked(self, deadline: float | None) -> bool:
+        """Holding the token and `_state`: let queued readers in, then wait for all to leave."""
+        if self._read_q:
+            self._admit_queued_readers()  # they queued before us: phase-fair
+        while self._readers:
+            left = remaining(deadline)
+            if left == 0.0:
+                self._release_token_locked()
+                return False
+            self._drain_q.wait(self._state, left)
+        return True
+
+    def _release_write(self) -> None:
+        self._blocked = False
+        self._token_put(True)
+        if self._waiters:
+            self._dispatch()
+
+    def _release_write_poisoning(self, exc: BaseException | None) -> None:
+        with self._state:
+            self._poison_locked(exc)
+            self._release_token_locked()
+
+    def _downgrade(self) -> None:
+        self._readers_push(None)  # count ourselves in before anyone can take the token
+        self._release_write()
+
+    # -- upgradable readers --------------------------------------------------------
+
+    def _acquire_upgradable(self, deadline: float | None, blocking: bool) -> bool:
+        with self._state:
+            self._waiters += 1  # before the first check: see the handshakes above
+            try:
+                while True:
+                    if self._poison is not None:
+                        raise_poisoned(self)
+                    if not self._writers_waiting:  # waiting writers go first
+                        try:
+                            self._token_take()
+                        except IndexError:
+                            pass
+                        else:
+                            self._upgradable = True
+                            return True
+                    if not blocking:
+                        return False
+                    left = remaining(deadline)
+                    if left == 0.0:
+                        return False
+                    self._upgradable_q.wait(self._state, left)
+            finally:
+                self._waiters -= 1
+
+    def _release_upgradable(self, exc: BaseException | None) -> None:
+        """Give the token back; `exc` (when not None) escaped the guard and poisons."""
+        with self._state:
+            if exc is not None:
+                self._poison_locked(exc)
+            self._upgradable = False
+            self._release_token_locked()
+
+    def _upgrade(self) -> None:
+        with self._state:
+            self._upgrading = True
+            self._blocked = True
+            try:
+                while self._readers:
+                    self._drain_q.wait(self._state)
+            except BaseException:
+                self._upgrading = False
+                self._dispatch_locked()  # readers may come in again
+                raise
+            self._upgrading = False
+            self._upgradable = False  # the token now belongs to a writer
+
+    # -- hand-over -----------------------------------------------------------------
+
+    def _poison_locked(self, exc: BaseException | None) -> None:
+        if self._poison is None:
+            self._poison = exc
+            self._waiters += 1  # every later acquire takes the slow path and raises
+            self._blocked = True
+
+    def _release_token_locked(self) -> None:
+        self._token_put(True)
+        self._dispatch_locked()
+
+    def _dispatch(self) -> None:
+        with self._state:
+            self._dispatch_locked()
+
+    def _dispatch_locked(self) -> None:
+        """Under `_state`, after a release or a change of plan: let in whoever may go now."""
+        held_back = bool(self._writers_waiting) or self._poison is not None
+        try:
+            self._token_take()
+        except IndexError:
+            if self._upgradable and not self._upgrading:
+                # The holder is an upgradable reader, which readers may share the lock with.
+                self._blocked = held_back
+                if not held_back and self._read_q:
+                    self._admit_queued_readers()
+            return  # else a writer holds the token, and dispatches when it gives it back
+        if self._read_q:
+            self._admit_queued_readers()  # queued readers go before the next writer
+        self._blocked = held_back
+        self._token_put(True)
+        if self._poison is not None:
+            self._write_q.notify_all()  # each one raises PoisonError
+            self._upgradable_q.notify_all()
+        elif self._writers_waiting:
+            self._write_q.notify(1)
+        elif self._upgradable_q:
+            self._upgradable_q.notify(1)
 
 
 __all__ = [

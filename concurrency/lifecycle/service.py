@@ -73,23 +73,27 @@ class Service:
             raise RuntimeError(
                 f"{type(self).__name__}.__init__ did not call Service.__init__ (super().__init__())"
             )
-        with self._state.lock() as guard:
+        token = CancellationToken(name=f"{self.name}.token")
+        spawn_error: BaseException | None = None
+        with self._state.lock() as guard:  # nothing may escape from here: it would poison
             state = guard.value
-            if state.serving:
-                raise RuntimeError(
-                    f"service {self.name!r} is already running; stop() it before starting it again"
-                )
-            token = CancellationToken(name=f"{self.name}.token")
-            self.token = token
-            state.serving = True
-            state.error = None
-            try:
-                state.handle = thread.spawn(
-                    self._serve_once, token, observed_by_run, name=f"{self.name}.serve"
-                )
-            except BaseException:
-                state.serving = False
-                raise
+            already_serving = state.serving
+            if not already_serving:
+                self.token = token
+                state.error = None
+                try:
+                    state.handle = thread.spawn(
+                        self._serve_once, token, observed_by_run, name=f"{self.name}.serve"
+                    )
+                    state.serving = True
+                except BaseException as error:  # raised below, once the lock is released
+                    spawn_error = error
+        if already_serving:
+            raise RuntimeError(
+                f"service {self.name!r} is already running; stop() it before starting it again"
+            )
+        if spawn_error is not None:
+            raise spawn_error
 
     def _serve_once(self, token: CancellationToken, observed_by_run: bool) -> None:
         """The service thread: serve, hand the outcome to on_close, then mark serving over."""
@@ -105,10 +109,13 @@ class Service:
             run_all(callbacks, (error,), f"an on_close callback of service {self.name!r}")
             if error is not None and not callbacks and not observed_by_run:
                 report_unraisable(error, f"Exception in serve() of service {self.name!r}", self)
-            with self._state.lock() as guard:
-                guard.value.serving = False
-                guard.value.error = error
-                self._ended.notify_all()
+            self._mark_ended(error)
+
+    def _mark_ended(self, error: BaseException | None) -> None:
+        with self._state.lock() as guard:
+            guard.value.serving = False
+            guard.value.error = error
+            self._ended.notify_all()
 
     def stop(self) -> None:
         """Cancel `self.token` and wait for `serve()` to end (idempotent).

@@ -183,11 +183,14 @@ class Shutdown:
         """A new subsystem; `deadline` bounds its drain (None: wait for as long as it takes)."""
         if not isinstance(name, str) or not name:
             raise ValueError(f"Shutdown.subsystem: name must be a non-empty str, got {name!r}")
-        with self._subsystems.lock() as guard:
-            if any(existing.name == name for existing in guard.value):
-                raise ValueError(f"Shutdown.subsystem: there is already a subsystem named {name!r}")
-            subsystem = Subsystem(name, self.root, deadline=deadline, fatal=self._fatal)
-            guard.value.append(subsystem)
+        subsystem = Subsystem(name, self.root, deadline=deadline, fatal=self._fatal)
+        with self._subsystems.lock() as guard:  # nothing may raise in here: it would poison
+            taken = any(existing.name == name for existing in guard.value)
+            if not taken:
+                guard.value.append(subsystem)
+        if taken:
+            subsystem.token.cancel()  # let go of its registration with the root
+            raise ValueError(f"Shutdown.subsystem: there is already a subsystem named {name!r}")
         return subsystem
 
     def subsystems(self) -> list[Subsystem]:

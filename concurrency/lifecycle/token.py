@@ -52,7 +52,7 @@ class CancellationToken:
     and `on_cancel(fn)` runs `fn` exactly once, when the token is cancelled.
     """
 
-    __slots__ = ("_cond", "_flag", "_parent", "_state", "name")
+    __slots__ = ("__weakref__", "_cond", "_flag", "_parent", "_state", "name")
 
     def __init__(self, *, name: str | None = None) -> None:
         self.name = name or f"CancellationToken#{next(_serial)}"

@@ -17,7 +17,6 @@ exact: every decision is a real choice between conflicting operations.
 from __future__ import annotations
 
 import sys
-import zlib
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -83,6 +82,7 @@ class ModelThreadBase:
     __slots__ = (
         "_joined",
         "args",
+        "bit",
         "deadline",
         "error",
         "execution",
@@ -104,6 +104,7 @@ class ModelThreadBase:
                  args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         self.execution = execution
         self.id = ident
+        self.bit = 1 << (ident % 61)
         self.name = name
         self.fn = fn
         self.args = args
@@ -180,6 +181,8 @@ class Execution:
         except GreenletExit:
             raise
         except BaseException as exc:  # noqa: BLE001 - kept for join, or reported
+            if self.tearing_down:
+                return  # unwound by _teardown (maybe wrapped, e.g. by a scope's group)
             thread.error = exc
         thread.finished = True
         self.alive.remove(thread)
@@ -219,11 +222,10 @@ class Execution:
                 chosen.greenlet.switch()
             if self.tearing_down:
                 raise GreenletExit
-        thread.ready = None
+        # No need to reset thread.ready: it is only read while the thread waits at a point.
         proceeded = ready is None or ready()
         if not proceeded and deadline is not None and deadline > self.clock:
             self.clock = deadline
-        thread.deadline = None
         if self.tracing:
             self._record(thread, op, obj, "" if proceeded else "timed out")
         return proceeded
@@ -237,6 +239,7 @@ class Execution:
             self.current = chosen
             return chosen
         enabled = []
+        mask = 0  # which threads are enabled, for the replay fingerprint
         timed = None
         for thread in self.alive:
             ready = thread.ready
@@ -245,11 +248,13 @@ class Execution:
                     self.current = thread
                     return thread
                 enabled.append(thread)
+                mask |= thread.bit
             elif thread.deadline is not None and (timed is None or thread.deadline < timed.deadline):
                 timed = thread
         if timed is not None:
             enabled.append(timed)
             enabled.sort(key=_thread_id)
+            mask |= timed.bit
         if len(enabled) == 1:
             chosen = enabled[0]
         elif not enabled:
@@ -264,7 +269,7 @@ class Execution:
                 self.failure = Failure("strategy", str(exc), exc)
                 return None
             self.decisions.append(chosen.id)
-            self.fingerprint = zlib.crc32(bytes([t.id & 0xFF for t in enabled]), self.fingerprint)
+            self.fingerprint = (self.fingerprint * 1_000_003 ^ mask) & 0xFFFFFFFF
             preempted = chosen is not at_point and at_point is not None and at_point in enabled
             self.preempting.append(preempted)
             if preempted:
@@ -318,6 +323,7 @@ class Execution:
         for thread in self.threads:
             g = thread.greenlet
             if g is not None and g.gr_frame is not None and not g.dead:
+                self.current = thread  # guards unwinding in it see their owner
                 try:
                     g.throw(GreenletExit)
                 except GreenletExit:

@@ -22,6 +22,7 @@ from .thread import JoinHandle
 SHRINK_SECONDS = 3.0
 SHRINK_ATTEMPTS = 400
 MAX_TRACE_ROWS = 250
+_RUNTIME_DIR = __file__.rsplit("/", 1)[0]  # frames of the model runtime itself are noise
 
 
 def run_once(fn: Callable[[], Any], strategy: Strategy, max_steps: int, *,
@@ -123,9 +124,13 @@ def shrink(fn: Callable[[], Any], found: Execution, max_steps: int) -> Execution
 
 def describe_failure(failure: Failure) -> str:
     """The failure's own story: the deadlock listing, or the exception's traceback tail."""
-    if failure.error is None or failure.kind not in ("exception", "poisoned"):
+    error = failure.error
+    if error is None or failure.kind not in ("exception", "poisoned"):
         return failure.message
-    lines = traceback.format_exception(failure.error, limit=-6)
+    frames = [frame for frame in traceback.extract_tb(error.__traceback__)
+              if not frame.filename.startswith(_RUNTIME_DIR)]
+    lines = ["Traceback (most recent call last):\n", *traceback.format_list(frames[-8:]),
+             *traceback.format_exception_only(type(error), error)]
     return failure.message + "\n\n" + "".join(lines).rstrip()
 
 

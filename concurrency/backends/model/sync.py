@@ -76,7 +76,9 @@ class MutexGuard(sync.MutexGuard[Any]):
         self._held()._value = new
 
     def _release(self, exc: BaseException | None) -> None:
-        mutex = self._held()
+        mutex = self._mutex
+        if mutex is None:
+            _released("MutexGuard")
         runtime = mutex._rt
         if runtime.current is not self._owner:
             _foreign("releasing", mutex, self._owner, runtime.current)
@@ -124,9 +126,13 @@ class Mutex(_Modelled, sync.Mutex[Any]):
     def lock(self) -> MutexGuard:
         runtime = self._rt
         me = runtime.current
-        self._check_not_held(me)
+        if self._owner is me:
+            self._check_not_held(me)
         runtime.point("lock", self, self._free)
-        return self._take(me)
+        if self._poison is not None:
+            raise_poisoned(self)
+        self._owner = me
+        return MutexGuard(self, me)
 
     def try_lock(self) -> MutexGuard | None:
         runtime = self._rt

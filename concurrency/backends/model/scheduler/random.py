@@ -12,8 +12,7 @@ class RandomWalk(Strategy):
     name = "random"
 
     def __init__(self, seed: int) -> None:
-        self._rng = random.Random(seed)
-        self._below = self._rng.randrange
+        self._random = random.Random(seed).random
 
     def choose(self, enabled: list[Any], current: Any) -> Any:
-        return enabled[self._below(len(enabled))]
+        return enabled[int(self._random() * len(enabled))]

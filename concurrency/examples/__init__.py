@@ -1,0 +1,1 @@
+"""Small programs with real concurrency bugs, used by `python -m concurrency demo`."""
