@@ -47,6 +47,16 @@ def _iterations_override() -> int | None:
     return value
 
 
+def _replays(body: Callable[..., Any]) -> bool:
+    """Whether `CONCURRENCY_REPLAY` holds a token recorded for this test."""
+    token = os.environ.get("CONCURRENCY_REPLAY")
+    if not token:
+        return False
+    from .backends.model.api import token_is_for
+
+    return token_is_for(token, body)
+
+
 @overload
 def test(fn: F) -> F: ...
 @overload
@@ -92,7 +102,7 @@ def test(
                     f"runs only on backends {', '.join(allowed)}; this run uses {ACTIVE_BACKEND}"
                 )
             call = functools.partial(body, *args, **kwargs)
-            if ACTIVE_BACKEND in MODEL_STRATEGIES:
+            if ACTIVE_BACKEND in MODEL_STRATEGIES or _replays(body):
                 from .backends.model.api import run_model_test
 
                 run_model_test(call, body, ACTIVE_BACKEND, options)

@@ -65,6 +65,10 @@ class ScheduleFailure(AssertionError):
         self.kind = kind
 
 
+for _public in (Report, ScheduleFailure):
+    _public.__module__ = "concurrency"
+
+
 def _label(fn: Callable[..., Any]) -> str:
     while isinstance(fn, functools.partial):
         fn = fn.func
@@ -241,6 +245,11 @@ def _env_int(name: str) -> int | None:
         raise ValueError(f"{name}={raw!r} is not an integer") from None
 
 
+def token_is_for(token: str, fn: Callable[..., Any]) -> bool:
+    """Whether replay token `token` was recorded for `fn` (a malformed token raises)."""
+    return Token.decode(token).test_hash == test_hash(_label(fn))
+
+
 def _pytest_command() -> str | None:
     current = os.environ.get("PYTEST_CURRENT_TEST")
     if not current:
@@ -255,7 +264,7 @@ def run_model_test(call: Callable[[], Any], body: Callable[..., Any], strategy: 
     token = os.environ.get("CONCURRENCY_REPLAY")
     command = _pytest_command()
     label = _label(body)
-    if token and Token.decode(token).test_hash == test_hash(label):
+    if token and token_is_for(token, body):
         replay(call, token, max_steps=options.get("max_steps"),
                replay_command=f"CONCURRENCY_REPLAY={{token}} {command}" if command else None)
         return
