@@ -31,14 +31,14 @@ def _load(target: str) -> Callable[[], Any]:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise SystemExit(f"error: cannot import {module_name!r}: {exc}") from None
-    fn = module
+    fn: Any = module
     for part in attribute.split("."):
         fn = getattr(fn, part, None)
         if fn is None:
             raise SystemExit(f"error: {module_name!r} has no attribute {attribute!r}")
     if not callable(fn):
         raise SystemExit(f"error: {target} is not callable")
-    return fn  # type: ignore[return-value]
+    return fn
 
 
 def _check(args: argparse.Namespace) -> int:

@@ -11,7 +11,6 @@ from typing import Any
 
 from .backends import implementation
 
-
 _FACADE_MODULES = frozenset(
     {"concurrency._facade", "concurrency.sync", "concurrency.sync.atomic", "concurrency.thread"}
 )
@@ -39,7 +38,7 @@ class FacadeMeta(type):
 class ImplementationMeta(FacadeMeta):
     """Metaclass of backend classes: construction is `type.__call__`, nothing added."""
 
-    __call__ = type.__call__  # type: ignore[assignment]
+    __call__ = type.__call__
 
 
 class Facade(metaclass=FacadeMeta):

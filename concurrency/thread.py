@@ -97,7 +97,7 @@ class Scope:
             already_joined = handle._joined  # type: ignore[attr-defined]
             try:
                 handle.join()
-            except BaseException as exc:  # noqa: BLE001 - collected into a group
+            except BaseException as exc:
                 if not already_joined:
                     unobserved.append(exc)
         return unobserved
@@ -114,7 +114,7 @@ def scope() -> Iterator[Scope]:
     body_error: BaseException | None = None
     try:
         yield spawner
-    except BaseException as exc:  # noqa: BLE001 - re-raised in the group below
+    except BaseException as exc:
         body_error = exc
     errors = spawner._join_all()
     if body_error is not None:

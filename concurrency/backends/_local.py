@@ -26,7 +26,7 @@ class ThreadLocal:
         if runtime is not None:
             namespace: dict[str, Any] = runtime.thread_local_namespace(self)
             return namespace
-        return object.__getattribute__(self, "_real").__dict__  # type: ignore[no-any-return]
+        return object.__getattribute__(self, "_real").__dict__
 
     def __getattr__(self, name: str) -> Any:
         try:

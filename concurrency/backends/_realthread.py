@@ -429,13 +429,13 @@ class AtomicInt(_LockedCell, atomic.AtomicInt):
         with self._lock:
             old = self._value
             self._value = old + delta
-            return old  # type: ignore[no-any-return]
+            return old
 
     def fetch_sub(self, delta: int) -> int:
         with self._lock:
             old = self._value
             self._value = old - delta
-            return old  # type: ignore[no-any-return]
+            return old
 
 
 class AtomicBool(_LockedCell, atomic.AtomicBool):
@@ -664,7 +664,7 @@ class JoinHandle(thread.JoinHandle[Any]):
     def _run(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         try:
             self._result = fn(*args, **kwargs)
-        except BaseException as exc:  # noqa: BLE001 - handed to join()
+        except BaseException as exc:
             self._error = exc
 
     def join(self, timeout: float | None = None) -> Any:

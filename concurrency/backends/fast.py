@@ -421,9 +421,11 @@ class RwLock(sync.RwLock[Any]):
     __slots__ = (
         "_blocked",
         "_drain_q",
+        "_draining",
         "_poison",
         "_read_q",
         "_readers",
+        "_readers_pass",
         "_readers_pop",
         "_readers_push",
         "_state",
@@ -462,7 +464,9 @@ class RwLock(sync.RwLock[Any]):
         self._writers_waiting = 0
         self._upgradable = False  # an upgradable reader holds the token...
         self._upgrading = False  # ...and waits for the readers to leave
-        self._read_q = WaitQueue()  # readers waiting to be admitted by `_dispatch`
+        self._draining = False  # a writer holds the token and waits for readers to leave
+        self._readers_pass = 0  # queued readers allowed ahead of waiting writers
+        self._read_q = WaitQueue()  # readers waiting for `_blocked` to clear, or a pass
         self._write_q = WaitQueue()  # writers waiting for the token
         self._upgradable_q = WaitQueue()  # upgradable readers waiting for the token
         self._drain_q = WaitQueue()  # the token's holder, waiting for readers to leave
@@ -558,7 +562,7 @@ class RwLock(sync.RwLock[Any]):
         return self._read_contended(deadline, blocking)
 
     def _read_contended(self, deadline: float | None, blocking: bool) -> bool:
-        """A reader's optimistic entry met `_blocked`: back out, then wait to be let in."""
+        """A reader's optimistic entry met `_blocked`: back out, then wait for a way in."""
         with self._state:
             self._leave_read_locked()
             self._waiters += 1
@@ -566,22 +570,14 @@ class RwLock(sync.RwLock[Any]):
                 while True:
                     if self._poison is not None:
                         raise_poisoned(self)
-                    if not self._blocked:
-                        self._readers_push(None)
-                        if not self._blocked:
-                            return True
-                        self._leave_read_locked()  # a writer took the token meanwhile
+                    if self._enter_read_locked():
+                        return True
                     if not blocking:
                         return False
                     left = remaining(deadline)
                     if left == 0.0:
                         return False
-                    if self._read_q.wait(self._state, left):
-                        # Woken by `_admit_queued_readers`, which counted us in already.
-                        if self._poison is not None:
-                            self._leave_read_locked()
-                            raise_poisoned(self)
-                        return True
+                    self._read_q.wait(self._state, left)
             finally:
                 self._waiters -= 1
 
@@ -601,12 +597,37 @@ class RwLock(sync.RwLock[Any]):
         if not self._readers and self._drain_q:
             self._drain_q.notify(1)
 
-    def _admit_queued_readers(self) -> None:
-        """Under `_state`: count every queued reader in and wake them all."""
-        queued = self._read_q
-        for _ in range(len(queued)):
-            self._readers_push(None)
-        queued.notify_all()
+    def _enter_read_locked(self) -> bool:
+        """Under `_state`: count this reader in if it may enter now."""
+        self._readers_push(None)
+        if not self._blocked:
+            return True
+        if self._readers_pass and self._readers_may_pass():
+            self._readers_pass -= 1
+            return True
+        self._leave_read_locked()
+        return False
+
+    def _readers_may_pass(self) -> bool:
+        """Under `_state`, counted in: may a reader with a pass go ahead of waiting writers?
+
+        Yes unless a writer is inside or an upgradable reader is upgrading. A free token
+        is safe to go past: a writer that takes it next sees this reader and waits.
+        """
+        if self._token:
+            return True
+        if self._upgradable:
+            return not self._upgrading
+        return self._draining  # the writer holding the token still waits for readers
+
+    def _pass_queued_readers(self) -> None:
+        """Under `_state`: wake every queued reader with a pass past waiting writers.
+
+        They count themselves in when they run. (Counting them in here would make the
+        next writer wait for threads that are not running yet: a convoy under the GIL.)
+        """
+        self._readers_pass = len(self._read_q)
+        self._read_q.notify_all()
 
     # -- writers -------------------------------------------------------------------
 
@@ -670,13 +691,18 @@ class RwLock(sync.RwLock[Any]):
     def _drain_locked(self, deadline: float | None) -> bool:
         """Holding the token and `_state`: let queued readers in, then wait for all to leave."""
         if self._read_q:
-            self._admit_queued_readers()  # they queued before us: phase-fair
-        while self._readers:
-            left = remaining(deadline)
-            if left == 0.0:
-                self._release_token_locked()
-                return False
-            self._drain_q.wait(self._state, left)
+            self._pass_queued_readers()  # they queued before us: phase-fair
+        self._draining = True
+        try:
+            while self._readers:
+                left = remaining(deadline)
+                if left == 0.0:
+                    self._draining = False
+                    self._release_token_locked()
+                    return False
+                self._drain_q.wait(self._state, left)
+        finally:
+            self._draining = False
         return True
 
     def _release_write(self) -> None:
@@ -767,13 +793,13 @@ class RwLock(sync.RwLock[Any]):
             if self._upgradable and not self._upgrading:
                 # The holder is an upgradable reader, which readers may share the lock with.
                 self._blocked = held_back
-                if not held_back and self._read_q:
-                    self._admit_queued_readers()
+                if not held_back:
+                    self._read_q.notify_all()
             return  # else a writer holds the token, and dispatches when it gives it back
-        if self._read_q:
-            self._admit_queued_readers()  # queued readers go before the next writer
         self._blocked = held_back
         self._token_put(True)
+        if self._read_q:
+            self._pass_queued_readers()  # queued readers go before the next writer
         if self._poison is not None:
             self._write_q.notify_all()  # each one raises PoisonError
             self._upgradable_q.notify_all()

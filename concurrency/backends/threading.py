@@ -154,6 +154,7 @@ class Mutex(fast.PyMutex):
         from .._errors import check_timeout
 
         timeout = check_timeout(seconds, "Mutex.try_lock_for", allow_none=False)
+        assert timeout is not None
         if not self._acquire(True, timeout):
             return None
         return self._guard(me)

@@ -25,8 +25,8 @@ TEST_ITERATIONS = {"random": 100, "pct": 100, "dfs": 1000}
 DEFAULT_MAX_STEPS = 20_000
 
 __all__ = [
-    "Report",
     "ReplayDivergence",
+    "Report",
     "ScheduleFailure",
     "TokenError",
     "check",
@@ -263,7 +263,6 @@ def run_model_test(call: Callable[[], Any], body: Callable[..., Any], strategy: 
     """Run one `@concurrency.test` body under the model (or replay it)."""
     token = os.environ.get("CONCURRENCY_REPLAY")
     command = _pytest_command()
-    label = _label(body)
     if token and token_is_for(token, body):
         replay(call, token, max_steps=options.get("max_steps"),
                replay_command=f"CONCURRENCY_REPLAY={{token}} {command}" if command else None)

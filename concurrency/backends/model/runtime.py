@@ -180,7 +180,7 @@ class Execution:
             thread.result = thread.fn(*thread.args, **thread.kwargs)
         except GreenletExit:
             raise
-        except BaseException as exc:  # noqa: BLE001 - kept for join, or reported
+        except BaseException as exc:
             if self.tearing_down:
                 return  # unwound by _teardown (maybe wrapped, e.g. by a scope's group)
             thread.error = exc

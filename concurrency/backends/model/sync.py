@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from ... import sync
 from ..._errors import BrokenBarrierError, Disconnected, Empty, check_timeout, raise_poisoned
@@ -38,16 +38,20 @@ def _foreign(action: str, lock: Any, owner: Any, me: Any) -> NoReturn:
 
 
 class _Modelled:
-    """Base of model objects: the execution they belong to and a deterministic name."""
+    """Base of model objects: the execution they belong to and a deterministic name.
+
+    Subclasses declare the `_rt` and `name` slots.
+    """
 
     __slots__ = ()
-    _rt: Any
-    name: str
+    if TYPE_CHECKING:
+        _rt: Any
+        name: str
 
     def _setup(self, kind: str, name: str | None) -> Any:
         runtime = _runtime()
         self._rt = runtime
-        self.name = runtime.name_for(kind, name)
+        self.name = runtime.name_for(kind, name)  # type: ignore[misc]  # slot of the subclass
         return runtime
 
 
@@ -182,7 +186,7 @@ class _RwGuard:
         rw = self._rw
         if rw is None:
             _released(type(self).__name__)
-        return rw  # type: ignore[no-any-return]
+        return rw
 
     def _take(self, action: str) -> RwLock:
         rw = self._held()
@@ -751,8 +755,8 @@ class _Cell(_Modelled):
         current = self._value
         if self._same(current, expected):
             self._value = new
-            return self._note((True, current))  # type: ignore[no-any-return]
-        return self._note((False, current))  # type: ignore[no-any-return]
+            return self._note((True, current))
+        return self._note((False, current))
 
 
 class AtomicInt(_Cell, atomic.AtomicInt):
@@ -766,13 +770,13 @@ class AtomicInt(_Cell, atomic.AtomicInt):
         self._op("fetch_add")
         old = self._value
         self._value = old + delta
-        return self._note(old)  # type: ignore[no-any-return]
+        return self._note(old)
 
     def fetch_sub(self, delta: int) -> int:
         self._op("fetch_sub")
         old = self._value
         self._value = old - delta
-        return self._note(old)  # type: ignore[no-any-return]
+        return self._note(old)
 
 
 class AtomicBool(_Cell, atomic.AtomicBool):
