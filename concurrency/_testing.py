@@ -87,6 +87,7 @@ def test(
     if iterations is not None and iterations < 1:
         raise ValueError(f"@concurrency.test: iterations must be >= 1, got {iterations}")
     options = {
+        "backends": allowed,
         "iterations": iterations,
         "seed": seed,
         "pct_depth": pct_depth,

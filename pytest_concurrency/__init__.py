@@ -63,3 +63,17 @@ def pytest_report_header(config: pytest.Config) -> Any:
     import concurrency
 
     return f"concurrency: backend={concurrency.backend()}"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip `@concurrency.test(backends=...)` tests that exclude this run's backend."""
+    import concurrency
+
+    active = concurrency.backend()
+    for item in items:
+        options = getattr(getattr(item, "function", None), "__concurrency_test__", None)
+        allowed = options.get("backends") if options else None
+        if allowed is not None and active not in allowed:
+            item.add_marker(pytest.mark.skip(
+                reason=f"runs only on backends {', '.join(allowed)}; this run uses {active}"
+            ))

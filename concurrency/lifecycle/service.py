@@ -47,12 +47,17 @@ class Service:
       raised, or None. When nothing observes a `serve()` exception (no
       `on_close` callback, not started by `run()`), it goes to `sys.unraisablehook`.
 
+    With `parent` (a token, such as a `Subsystem`'s), each start's token is a
+    child of it: cancelling the parent stops the service, and a start after
+    the parent was cancelled serves with a token that is already cancelled.
+
     Subclasses that define `__init__` must call `super().__init__()`.
     """
 
-    def __init__(self, *, name: str | None = None) -> None:
+    def __init__(self, *, name: str | None = None, parent: CancellationToken | None = None) -> None:
         self.name = name or type(self).__name__
-        self.token = CancellationToken(name=f"{self.name}.token")
+        self.parent = parent
+        self.token = self._fresh_token()
         self._state: sync.Mutex[_ServiceState] = sync.Mutex(
             _ServiceState(), name=f"{self.name}.state"
         )
@@ -73,13 +78,13 @@ class Service:
             raise RuntimeError(
                 f"{type(self).__name__}.__init__ did not call Service.__init__ (super().__init__())"
             )
-        token = CancellationToken(name=f"{self.name}.token")
+        token = self._fresh_token()
         spawn_error: BaseException | None = None
         with self._state.lock() as guard:  # nothing may escape from here: it would poison
             state = guard.value
             already_serving = state.serving
             if not already_serving:
-                self.token = token
+                previous, self.token = self.token, token
                 state.error = None
                 try:
                     state.handle = thread.spawn(
@@ -89,11 +94,19 @@ class Service:
                 except BaseException as error:  # raised below, once the lock is released
                     spawn_error = error
         if already_serving:
+            token.cancel()  # unregister it from the parent
             raise RuntimeError(
                 f"service {self.name!r} is already running; stop() it before starting it again"
             )
+        previous.cancel()  # the token of a serve() that is over (or of none): let it go
         if spawn_error is not None:
             raise spawn_error
+
+    def _fresh_token(self) -> CancellationToken:
+        name = f"{self.name}.token"
+        if self.parent is None:
+            return CancellationToken(name=name)
+        return self.parent.child_token(name=name)
 
     def _serve_once(self, token: CancellationToken, observed_by_run: bool) -> None:
         """The service thread: serve, hand the outcome to on_close, then mark serving over."""
