@@ -1,7 +1,8 @@
 """`concurrency`: threads you can prove.
 
 Import it instead of `threading`. `concurrency.sync` has locks that own their
-data (with poisoning), `concurrency.thread` spawns and scopes threads, and the
+data (with poisoning), `concurrency.thread` spawns and scopes threads,
+`concurrency.lifecycle` cancels, tracks and shuts them down in order, and the
 same code runs on real threads (`threading`, `fast`) or under the deterministic
 model checker (`random`, `pct`, `dfs`), chosen by `CONCURRENCY_BACKEND`.
 """

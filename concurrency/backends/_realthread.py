@@ -465,6 +465,28 @@ class AtomicRef(_LockedCell, atomic.AtomicRef[Any]):
 
 
 # --------------------------------------------------------------------------- channels
+#
+# How messages pass without taking the channel's lock (CPython with the GIL).
+#
+# Unbounded and bounded (bound > 0) channels send and receive with operations the
+# GIL makes atomic and sequentially consistent -- deque append/popleft, list
+# pop/append, attribute loads -- and take `lock` only to park or to wake a parked
+# thread. A bounded channel keeps one item in `slots` per free place: a sender takes
+# one before it appends a message, a receiver gives one back after it takes one.
+#
+# A thread about to park raises `recv_waiting` (or `send_waiting`) under `lock`, then
+# checks again; the other side changes the state first, then reads the counter and,
+# if it is non-zero, wakes a parked thread under `lock`: one of the two always sees
+# the other, so no wakeup is lost. `wait_any` callers register in `wakers` the same way.
+# The counters count parked threads not yet woken (the waker counts a thread out as it
+# wakes it), so a busy channel does not take `lock` to wake threads already woken.
+#
+# A rendezvous (bound 0) does everything under `lock`: its `slots` stay empty and its
+# `fast_pop` always fails, which sends both ends to their slow paths.
+
+
+def _nothing_to_pop() -> Any:
+    raise IndexError("no message")
 
 
 class _Channel:
@@ -472,14 +494,20 @@ class _Channel:
 
     __slots__ = (
         "bound",
+        "fast_pop",
+        "give_slot",
         "items",
         "lock",
         "name",
+        "push",
         "receiver_closed",
         "receivers",
+        "recv_waiting",
+        "send_waiting",
         "senders",
         "senders_open",
         "sent",
+        "take_slot",
         "taken",
         "wakers",
     )
@@ -488,24 +516,63 @@ class _Channel:
         self.bound = bound
         self.name = name
         self.items: deque[Any] = deque()
+        self.push = self.items.append
+        # Receivers pop lock-free with this; a rendezvous and a closed receiver never do.
+        self.fast_pop: Callable[[], Any] = _nothing_to_pop if bound == 0 else self.items.popleft
+        slots: list[None] | None = None if bound is None else [None] * bound
+        self.take_slot: Callable[[], Any] | None = None if slots is None else slots.pop
+        self.give_slot: Callable[[None], None] | None = None if slots is None else slots.append
         self.lock = allocate_lock()
         self.receivers = WaitQueue()  # threads waiting for a message
         self.senders = WaitQueue()  # threads waiting for room, or for a rendezvous
+        self.recv_waiting = 0  # threads parked in `receivers` and not yet woken
+        self.send_waiting = 0  # threads parked in `senders` for room and not yet woken
         self.senders_open = 1
         self.receiver_closed = False
         self.sent = 0  # rendezvous tickets handed out
-        self.taken = 0  # messages received so far
+        self.taken = 0  # rendezvous messages received so far
         self.wakers: tuple[Callable[[], None], ...] = ()  # wait_any callers (see _wake)
 
 
 def _wake(channel: _Channel) -> None:
-    """Tell `wait_any` callers the receiver may be ready (called with `channel.lock` held).
+    """Tell `wait_any` callers the receiver may be ready (with or without `channel.lock`).
 
     The readiness protocol of `concurrency.lifecycle.wait_any`: a waker only
     takes its caller's own mutex to notify it, so calling it under our lock is safe.
     """
     for waker in channel.wakers:
         waker()
+
+
+def _wake_receiver(channel: _Channel) -> None:
+    with channel.lock:
+        _wake_receiver_locked(channel)
+
+
+def _wake_receiver_locked(channel: _Channel) -> None:
+    if channel.recv_waiting:
+        channel.recv_waiting -= 1
+        channel.receivers.notify(1)
+
+
+def _wake_sender(channel: _Channel) -> None:
+    with channel.lock:
+        _wake_sender_locked(channel)
+
+
+def _wake_sender_locked(channel: _Channel) -> None:
+    if channel.send_waiting:
+        channel.send_waiting -= 1
+        channel.senders.notify(1)
+
+
+def _wake_everyone_locked(channel: _Channel) -> None:
+    """The channel disconnected: every parked thread wakes up to see it."""
+    channel.receivers.notify_all()
+    channel.recv_waiting = 0
+    channel.senders.notify_all()
+    channel.send_waiting = 0
+    _wake(channel)
 
 
 class Sender(sync.Sender[Any]):
@@ -517,35 +584,63 @@ class Sender(sync.Sender[Any]):
 
     def send(self, value: Any) -> None:
         channel = self._channel
+        if self._closed or channel.receiver_closed:
+            self._refuse(channel)
+        take_slot = channel.take_slot
+        if take_slot is not None:  # bounded: reserve a place first
+            try:
+                take_slot()
+            except IndexError:  # full, or a rendezvous
+                self._send_contended(channel, value, take_slot)
+                return
+        channel.push(value)
+        if channel.recv_waiting:
+            _wake_receiver(channel)
+        if channel.wakers:
+            _wake(channel)
+
+    def _refuse(self, channel: _Channel) -> None:
+        if self._closed:
+            raise Disconnected(f"send on a closed Sender of {channel.name}")
+        raise Disconnected(f"send on {channel.name}: its receiver is closed")
+
+    def _send_contended(self, channel: _Channel, value: Any,
+                        take_slot: Callable[[], Any]) -> None:
+        """Wait for room in a full bounded channel, or hand over through a rendezvous."""
         with channel.lock:
-            if self._closed:
-                raise Disconnected(f"send on a closed Sender of {channel.name}")
-            if channel.receiver_closed:
-                raise Disconnected(f"send on {channel.name}: its receiver is closed")
-            bound = channel.bound
-            if bound is None:
-                channel.items.append(value)
-            elif bound == 0:
+            if channel.bound == 0:
                 self._rendezvous(channel, value)
                 return
-            else:
-                while len(channel.items) >= bound:
-                    channel.senders.wait(channel.lock)
-                    if channel.receiver_closed:
-                        raise Disconnected(f"send on {channel.name}: its receiver closed")
-                channel.items.append(value)
-            if channel.receivers:
-                channel.receivers.notify(1)
+            while True:
+                if channel.receiver_closed:
+                    raise Disconnected(f"send on {channel.name}: its receiver closed")
+                try:
+                    take_slot()
+                    break
+                except IndexError:
+                    pass
+                channel.send_waiting += 1  # then check once more: see the comment above
+                try:
+                    take_slot()
+                except IndexError:
+                    channel.senders.wait(channel.lock)  # the waker counts us out
+                else:
+                    channel.send_waiting -= 1
+                    break
+            channel.push(value)
+            _wake_receiver_locked(channel)
             if channel.wakers:
                 _wake(channel)
 
     @staticmethod
     def _rendezvous(channel: _Channel, value: Any) -> None:
-        """Hand `value` over and wait until a receiver has taken it."""
-        channel.items.append(value)
+        """Hand `value` over and wait until a receiver has taken it (`channel.lock` held)."""
+        if channel.receiver_closed:
+            raise Disconnected(f"send on {channel.name}: its receiver is closed")
+        channel.push(value)
         channel.sent += 1
         ticket = channel.sent
-        channel.receivers.notify(1)
+        _wake_receiver_locked(channel)
         if channel.wakers:
             _wake(channel)
         while channel.taken < ticket:
@@ -569,8 +664,7 @@ class Sender(sync.Sender[Any]):
             self._closed = True
             channel.senders_open -= 1
             if channel.senders_open == 0:
-                channel.receivers.notify_all()
-                _wake(channel)
+                _wake_everyone_locked(channel)
 
 
 class Receiver(sync.Receiver[Any]):
@@ -579,20 +673,51 @@ class Receiver(sync.Receiver[Any]):
     def __init__(self, channel: _Channel) -> None:
         self._channel = channel
 
+    def recv(self) -> Any:
+        channel = self._channel
+        try:
+            value = channel.fast_pop()
+        except IndexError:
+            return self._take(None, True)
+        give_slot = channel.give_slot
+        if give_slot is not None:  # bounded: the place is free again
+            give_slot(None)
+            if channel.send_waiting:
+                _wake_sender(channel)
+        return value
+
+    def try_recv(self) -> Any:
+        channel = self._channel
+        try:
+            value = channel.fast_pop()
+        except IndexError:
+            return self._take(None, False)
+        give_slot = channel.give_slot
+        if give_slot is not None:
+            give_slot(None)
+            if channel.send_waiting:
+                _wake_sender(channel)
+        return value
+
+    def recv_timeout(self, seconds: float) -> Any:
+        timeout = check_timeout(seconds, "Receiver.recv_timeout", allow_none=False)
+        return self._take(deadline_after(timeout), True)
+
     def _take(self, deadline: float | None, blocking: bool) -> Any:
+        """Receive under `channel.lock`, parking until a message, a disconnect or `deadline`."""
         channel = self._channel
         with channel.lock:
             while True:
                 if channel.receiver_closed:
                     raise Disconnected(f"recv on a closed Receiver of {channel.name}")
-                if channel.items:
+                try:
                     value = channel.items.popleft()
-                    channel.taken += 1
-                    if channel.bound == 0:
-                        channel.senders.notify_all()  # each waits for its own ticket
-                    elif channel.bound is not None:
-                        channel.senders.notify(1)
+                except IndexError:
+                    pass
+                else:
+                    self._took_locked(channel)
                     return value
+                # A sender closes after its last send, so nothing more can arrive.
                 if channel.senders_open == 0:
                     raise Disconnected(f"recv on {channel.name}: every sender is closed")
                 if not blocking:
@@ -600,17 +725,21 @@ class Receiver(sync.Receiver[Any]):
                 left = remaining(deadline)
                 if left == 0.0:
                     raise TimeoutError(f"recv_timeout on {channel.name}: no message in time")
-                channel.receivers.wait(channel.lock, left)
+                channel.recv_waiting += 1  # then check once more: see the comment above
+                if channel.items:
+                    channel.recv_waiting -= 1
+                elif not channel.receivers.wait(channel.lock, left):
+                    channel.recv_waiting -= 1  # timed out: no waker counted us out
 
-    def recv(self) -> Any:
-        return self._take(None, True)
-
-    def try_recv(self) -> Any:
-        return self._take(None, False)
-
-    def recv_timeout(self, seconds: float) -> Any:
-        timeout = check_timeout(seconds, "Receiver.recv_timeout", allow_none=False)
-        return self._take(deadline_after(timeout), True)
+    @staticmethod
+    def _took_locked(channel: _Channel) -> None:
+        """A message left the channel: free its place, or release its rendezvous sender."""
+        if channel.bound == 0:
+            channel.taken += 1
+            channel.senders.notify_all()  # each waits for its own ticket
+        elif channel.give_slot is not None:
+            channel.give_slot(None)
+            _wake_sender_locked(channel)
 
     def close(self) -> None:
         channel = self._channel
@@ -618,10 +747,9 @@ class Receiver(sync.Receiver[Any]):
             if channel.receiver_closed:
                 return
             channel.receiver_closed = True
+            channel.fast_pop = _nothing_to_pop  # a send racing with close is never received
             channel.items.clear()
-            channel.senders.notify_all()
-            channel.receivers.notify_all()
-            _wake(channel)
+            _wake_everyone_locked(channel)
 
     # The readiness protocol of `concurrency.lifecycle.wait_any`.
     def _ready(self) -> bool:

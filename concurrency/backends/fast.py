@@ -243,12 +243,13 @@ Mutex, MutexGuard = _ACCELERATED if _ACCELERATED is not None else (PyMutex, PyMu
 #
 # - `_readers`: a list whose length counts the readers inside (its items mean nothing).
 # - `_token`: a list holding one item while no writer and no upgradable reader holds
-#   the lock; popping it is how a writer or an upgradable reader claims the lock.
+#   the lock; popping it is how a writer or an upgradable reader claims the lock. A
+#   poisoned lock keeps the token taken until `clear_poison()`, so every writer and
+#   upgradable reader goes to a slow path, and raises there.
 # - `_blocked`: true while arriving readers must take the slow path, because a writer
 #   holds or waits for the lock, an upgradable reader is upgrading, or it is poisoned.
-# - `_waiters`: threads parked (or about to park) in a queue, plus one while poisoned.
-#   A holder that releases and sees it non-zero runs `_dispatch`; an arriving writer
-#   that sees it takes the slow path, which lets queued readers go first (phase-fair).
+# - `_waiters`: threads parked (or about to park) in a queue; a holder that releases
+#   and sees it non-zero runs `_dispatch`.
 #
 # Two handshakes make this safe. A reader appends to `_readers`, then reads `_blocked`;
 # a writer (holding the token) sets `_blocked`, then reads `_readers`: one of them sees
@@ -499,7 +500,7 @@ class RwLock(sync.RwLock[Any]):
             self._write_contended(None, True)
         else:
             self._blocked = True
-            if self._readers or self._waiters:
+            if self._readers:
                 self._write_holding(None, True)
         guard = _new_write_guard(WriteGuard)
         guard._rw = self
@@ -545,11 +546,10 @@ class RwLock(sync.RwLock[Any]):
             if self._poison is None:
                 return
             self._poison = None
-            self._waiters -= 1  # the mark `_poison_locked` added
-            self._dispatch_locked()
+            self._release_token_locked()  # a poisoned lock kept it
 
     def __repr__(self) -> str:
-        writer = not self._token and not self._upgradable
+        writer = not self._token and not self._upgradable and self._poison is None
         poisoned = ", poisoned" if self._poison is not None else ""
         return f"<RwLock {self.name} readers={len(self._readers)} writer={writer}{poisoned}>"
 
@@ -637,22 +637,19 @@ class RwLock(sync.RwLock[Any]):
         except IndexError:
             return self._write_contended(deadline, blocking)
         self._blocked = True
-        if self._readers or self._waiters:
+        if self._readers:
             return self._write_holding(deadline, blocking)
         return True
 
     def _write_holding(self, deadline: float | None, blocking: bool) -> bool:
-        """We took the token but found readers inside, threads waiting, or poison."""
+        """We took the token, and so blocked new readers, but found readers inside."""
         with self._state:
-            if self._poison is not None:
+            if blocking:
+                return self._drain_locked(deadline)
+            if self._readers:
                 self._release_token_locked()
-                raise_poisoned(self)
-            if not blocking:
-                if self._readers or self._read_q:
-                    self._release_token_locked()
-                    return False
-                return True
-            return self._drain_locked(deadline)
+                return False
+            return True
 
     def _write_contended(self, deadline: float | None, blocking: bool) -> bool:
         """The token is taken: wait for it, holding new readers back meanwhile."""
@@ -714,7 +711,6 @@ class RwLock(sync.RwLock[Any]):
     def _release_write_poisoning(self, exc: BaseException | None) -> None:
         with self._state:
             self._poison_locked(exc)
-            self._release_token_locked()
 
     def _downgrade(self) -> None:
         self._readers_push(None)  # count ourselves in before anyone can take the token
@@ -749,10 +745,11 @@ class RwLock(sync.RwLock[Any]):
     def _release_upgradable(self, exc: BaseException | None) -> None:
         """Give the token back; `exc` (when not None) escaped the guard and poisons."""
         with self._state:
+            self._upgradable = False
             if exc is not None:
                 self._poison_locked(exc)
-            self._upgradable = False
-            self._release_token_locked()
+            else:
+                self._release_token_locked()
 
     def _upgrade(self) -> None:
         with self._state:
@@ -771,10 +768,13 @@ class RwLock(sync.RwLock[Any]):
     # -- hand-over -----------------------------------------------------------------
 
     def _poison_locked(self, exc: BaseException | None) -> None:
-        if self._poison is None:
-            self._poison = exc
-            self._waiters += 1  # every later acquire takes the slow path and raises
-            self._blocked = True
+        """The token's holder crashed: keep the token (no writer or upgradable reader gets
+        it until `clear_poison()`), hold readers back, and wake every waiter to raise."""
+        self._poison = exc
+        self._blocked = True
+        self._read_q.notify_all()
+        self._write_q.notify_all()
+        self._upgradable_q.notify_all()
 
     def _release_token_locked(self) -> None:
         self._token_put(True)
@@ -786,7 +786,7 @@ class RwLock(sync.RwLock[Any]):
 
     def _dispatch_locked(self) -> None:
         """Under `_state`, after a release or a change of plan: let in whoever may go now."""
-        held_back = bool(self._writers_waiting) or self._poison is not None
+        held_back = bool(self._writers_waiting)
         try:
             self._token_take()
         except IndexError:
@@ -800,10 +800,7 @@ class RwLock(sync.RwLock[Any]):
         self._token_put(True)
         if self._read_q:
             self._pass_queued_readers()  # queued readers go before the next writer
-        if self._poison is not None:
-            self._write_q.notify_all()  # each one raises PoisonError
-            self._upgradable_q.notify_all()
-        elif self._writers_waiting:
+        if self._writers_waiting:
             self._write_q.notify(1)
         elif self._upgradable_q:
             self._upgradable_q.notify(1)

@@ -47,7 +47,7 @@ def _still_active(state: _TokenState) -> bool:
 class CancellationToken:
     """A flag set once by `cancel()`; threads wait on it instead of polling.
 
-    `is_cancelled()` is a cheap read (an `AtomicBool`), `wait()` parks on a
+    `is_cancelled()` is a cheap read (an `AtomicBool` per ancestor), `wait()` parks on a
     `Condvar`, `child_token()` derives a token cancelled along with this one,
     and `on_cancel(fn)` runs `fn` exactly once, when the token is cancelled.
     """
@@ -81,28 +81,38 @@ class CancellationToken:
             wakers, callbacks = state.wakers, state.callbacks
             state.children, state.wakers, state.callbacks = {}, [], []
             self._cond.notify_all()
-        parent, self._parent = self._parent, None
-        if parent is not None:
-            parent._forget(self)
+        if self._parent is not None:
+            self._parent._forget(self)
         for child in children:
             child.cancel()
         run_all(wakers, (), f"a waker of {self.name}")
         run_all(callbacks, (), f"an on_cancel callback of {self.name}")
 
     def is_cancelled(self) -> bool:
-        """True once `cancel()` was called on this token or an ancestor."""
-        return self._flag.load()
+        """True once `cancel()` was called on this token or an ancestor.
+
+        Ancestors are checked too, so a subtree reads as cancelled the moment
+        its root is, even while another thread is still cancelling it node by node.
+        """
+        token: CancellationToken | None = self
+        while token is not None:
+            if token._flag.load():
+                return True
+            token = token._parent
+        return False
 
     def wait(self, timeout: float | None = None) -> bool:
         """Park until cancelled; True if cancelled, False if `timeout` seconds passed first."""
         timeout = check_timeout(timeout, "CancellationToken.wait")
-        if self._flag.load():
+        if self.is_cancelled():
             return True
         with self._state.lock() as guard:
             if timeout is None:
                 self._cond.wait_while(guard, _still_active)
                 return True
-            return not self._cond.wait_timeout_while(guard, timeout, _still_active)
+            timed_out = self._cond.wait_timeout_while(guard, timeout, _still_active)
+        # An ancestor may be cancelled while the cascade has not reached this token yet.
+        return not timed_out or self.is_cancelled()
 
     def child_token(self, *, name: str | None = None) -> CancellationToken:
         """A new token cancelled whenever this one is (never the other way round).
@@ -118,8 +128,7 @@ class CancellationToken:
             if not state.cancelled:
                 state.children[id(child)] = child
                 return child
-        child._parent = None
-        child.cancel()
+        child.cancel()  # born cancelled: it reads as cancelled through its parent anyway
         return child
 
     def on_cancel(self, fn: Callable[[], Any]) -> None:
@@ -150,7 +159,7 @@ class CancellationToken:
     # -- the readiness protocol of `wait_any` (see `concurrency.lifecycle.wait_any`)
 
     def _ready(self) -> bool:
-        return self._flag.load()
+        return self.is_cancelled()
 
     def _add_waker(self, waker: Callable[[], None]) -> None:
         with self._state.lock() as guard:
@@ -165,7 +174,7 @@ class CancellationToken:
                 wakers.remove(waker)
 
     def __repr__(self) -> str:
-        state = "cancelled" if self._flag.load() else "active"
+        state = "cancelled" if self.is_cancelled() else "active"
         return f"<CancellationToken {self.name} {state}>"
 
 

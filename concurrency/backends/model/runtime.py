@@ -98,6 +98,7 @@ class ModelThreadBase:
         "op",
         "ready",
         "result",
+        "yielded",
     )
 
     def __init__(self, execution: Execution, ident: int, name: str, fn: Callable[..., Any],
@@ -113,6 +114,7 @@ class ModelThreadBase:
         self.ready: Callable[[], bool] | None = None
         self.deadline: float | None = None
         self.local = False
+        self.yielded = False
         self.op = "start"
         self.obj: Any = None
         self.finished = False
@@ -137,7 +139,8 @@ class Execution:
         self.threads: list[Any] = []
         self.alive: list[Any] = []
         self.unstarted: deque[Any] = deque()
-        self.current: Any = None
+        self.current: Any = None  # the thread whose code runs now
+        self.running: Any = None  # the thread that holds the processor (see _pick)
         self.root: Any = None
         self.clock = 0.0
         self.steps = 0
@@ -214,7 +217,7 @@ class Execution:
         if self.steps > self.max_steps:
             self._fail(Failure("max_steps", f"the execution took more than {self.max_steps} "
                                "steps: a livelock, or raise max_steps", thread=thread.name))
-        chosen = self._pick(thread)
+        chosen = self._pick()
         if chosen is not thread:
             if chosen is None:
                 self.root.switch()
@@ -230,31 +233,43 @@ class Execution:
             self._record(thread, op, obj, "" if proceeded else "timed out")
         return proceeded
 
-    def _pick(self, at_point: Any) -> Any:
-        """Choose the next thread to run, or None (all done, or a failure was recorded)."""
+    def _pick(self) -> Any:
+        """Choose the next thread to run, or None (all done, or a failure was recorded).
+
+        `self.running` is the thread that holds the processor for preemption
+        accounting: starting a new thread does not take it from the spawner.
+        A thread that called `yield_now` is passed over while any thread that
+        did not yield can run (spin loops make progress under every strategy).
+        """
         if self.failure is not None:
             return None
         if self.unstarted:
             chosen = self.unstarted.popleft()
             self.current = chosen
+            if self.running is None:  # the main thread starts holding the processor
+                self.running = chosen
             return chosen
         enabled = []
         mask = 0  # which threads are enabled, for the replay fingerprint
         timed = None
+        yielded = 0
         for thread in self.alive:
             ready = thread.ready
             if ready is None or ready():
                 if thread.local:
-                    self.current = thread
+                    self.current = self.running = thread
                     return thread
                 enabled.append(thread)
                 mask |= thread.bit
+                yielded += thread.yielded
             elif thread.deadline is not None and (timed is None or thread.deadline < timed.deadline):
                 timed = thread
         if timed is not None:
             enabled.append(timed)
             enabled.sort(key=_thread_id)
             mask |= timed.bit
+        if yielded and yielded < len(enabled):
+            enabled = [thread for thread in enabled if not thread.yielded or thread is timed]
         if len(enabled) == 1:
             chosen = enabled[0]
         elif not enabled:
@@ -262,21 +277,23 @@ class Execution:
                 self.failure = self._deadlock()
             return None
         else:
+            running = self.running
             try:
-                chosen = self.strategy.choose(enabled, at_point)
+                chosen = self.strategy.choose(enabled, running)
             except Exception as exc:  # a replay that diverged: stop, re-raised by run()
                 self.strategy_error = exc
                 self.failure = Failure("strategy", str(exc), exc)
                 return None
             self.decisions.append(chosen.id)
             self.fingerprint = (self.fingerprint * 1_000_003 ^ mask) & 0xFFFFFFFF
-            preempted = chosen is not at_point and at_point is not None and at_point in enabled
+            preempted = chosen is not running and running in enabled
             self.preempting.append(preempted)
             if preempted:
                 self.preemptions += 1
                 if self.tracing:
                     self._preempted_next = True
-        self.current = chosen
+        chosen.yielded = False
+        self.current = self.running = chosen
         return chosen
 
     _preempted_next = False
@@ -298,7 +315,7 @@ class Execution:
         try:
             self.spawn(thread_cls, fn, (), {}, None)
             while self.failure is None:
-                chosen = self._pick(None)
+                chosen = self._pick()
                 if chosen is None:
                     break
                 chosen.greenlet.switch()
@@ -376,10 +393,23 @@ def _thread_id(thread: Any) -> int:
     return int(thread.id)
 
 
+def _leaves(error: BaseException) -> list[BaseException]:
+    """The exceptions inside (possibly nested) exception groups, or the error itself."""
+    if isinstance(error, BaseExceptionGroup):
+        return [leaf for inner in error.exceptions for leaf in _leaves(inner)]
+    return [error]
+
+
 def _failure_from_exception(thread: Any) -> Failure:
     from ..._errors import PoisonError
 
     error = thread.error
-    kind = "poisoned" if isinstance(error, PoisonError) else "exception"
+    leaves = _leaves(error)
+    first = leaves[0]
+    kind = "poisoned" if isinstance(first, PoisonError) else "exception"
     where = "the test body" if thread.id == 0 else f"thread {thread.name}"
-    return Failure(kind, f"{type(error).__name__} in {where}: {error}", error, thread.name)
+    message = f"{type(first).__name__} in {where}: {first}"
+    if first is not error:
+        more = f" and {len(leaves) - 1} more" if len(leaves) > 1 else ""
+        message += f" (inside {type(error).__name__}{more})"
+    return Failure(kind, message, error, thread.name)

@@ -122,16 +122,24 @@ def shrink(fn: Callable[[], Any], found: Execution, max_steps: int) -> Execution
 # --------------------------------------------------------------------------- reporting
 
 
+def _without_runtime_frames(report: traceback.TracebackException) -> None:
+    """Drop the model runtime's own frames (noise to the reader), recursively."""
+    report.stack = traceback.StackSummary.from_list(
+        [frame for frame in report.stack if not frame.filename.startswith(_RUNTIME_DIR)]
+    )
+    for inner in (report.__cause__, report.__context__, *(report.exceptions or ())):
+        if inner is not None:
+            _without_runtime_frames(inner)
+
+
 def describe_failure(failure: Failure) -> str:
-    """The failure's own story: the deadlock listing, or the exception's traceback tail."""
+    """The failure's own story: the deadlock listing, or the exception's traceback."""
     error = failure.error
     if error is None or failure.kind not in ("exception", "poisoned"):
         return failure.message
-    frames = [frame for frame in traceback.extract_tb(error.__traceback__)
-              if not frame.filename.startswith(_RUNTIME_DIR)]
-    lines = ["Traceback (most recent call last):\n", *traceback.format_list(frames[-8:]),
-             *traceback.format_exception_only(type(error), error)]
-    return failure.message + "\n\n" + "".join(lines).rstrip()
+    report = traceback.TracebackException.from_exception(error)
+    _without_runtime_frames(report)
+    return failure.message + "\n\n" + "".join(report.format()).rstrip()
 
 
 def render_trace(execution: Execution) -> str:

@@ -65,13 +65,16 @@ def current() -> Any:
 
 
 def yield_now() -> None:
-    _runtime().point("yield_now", None)
+    """A scheduling point after which the other runnable threads go first."""
+    runtime = _runtime()
+    runtime.current.yielded = True
+    runtime.point("yield_now", None)
 
 
 def sleep(seconds: float) -> None:
     seconds = check_timeout(seconds, "thread.sleep", allow_none=False) or 0.0
     runtime = _runtime()
     if seconds == 0.0:
-        runtime.point("yield_now", None)
+        yield_now()
     else:
         runtime.point("sleep", None, _never, runtime.clock + seconds)
