@@ -206,7 +206,7 @@ class Execution:
         caller handles. `local` steps run without a decision once ready.
         """
         if self.tearing_down:
-            raise GreenletExit
+            self._refuse_after_teardown(obj)
         thread = self.current
         thread.op = op
         thread.obj = obj
@@ -297,6 +297,17 @@ class Execution:
         return chosen
 
     _preempted_next = False
+    closed = False  # set once run() has returned
+
+    def _refuse_after_teardown(self, obj: Any) -> None:
+        """Unwind a thread being torn down; refuse use of this execution's objects later."""
+        if self.closed:
+            name = getattr(obj, "name", None) or type(obj).__name__
+            raise RuntimeError(
+                f"{name} belongs to a model execution that has ended; create the objects a test "
+                "shares inside the checked function"
+            )
+        raise GreenletExit
 
     def _fail(self, failure: Failure) -> None:
         """Record `failure` and hand control back to `run`, which tears everything down."""
@@ -323,6 +334,7 @@ class Execution:
                 self.failure = self._unobserved_error()
         finally:
             self._teardown()
+            self.closed = True
             execution_state.runtime = previous
         if self.strategy_error is not None:
             raise self.strategy_error
