@@ -33,7 +33,8 @@ for _backend in BACKENDS:
 @nox.session
 def lint(session: nox.Session) -> None:
     session.install("ruff")
-    session.run("ruff", "check", "concurrency", "tests", "stress", "noxfile.py")
+    session.run("ruff", "check", "concurrency", "pytest_concurrency", "tests", "stress", "examples",
+                "noxfile.py")
 
 
 @nox.session
