@@ -20,24 +20,28 @@ from typing import Any
 from ._config import MODEL_STRATEGIES
 
 
+class UsageError(Exception):
+    """Bad command-line input: reported on stderr with exit status 2."""
+
+
 def _load(target: str) -> Callable[[], Any]:
     """Import `module:function` (the current directory is importable)."""
     module_name, sep, attribute = target.partition(":")
     if not sep or not module_name or not attribute:
-        raise SystemExit(f"error: expected MODULE:FUNCTION, got {target!r}")
+        raise UsageError(f"expected MODULE:FUNCTION, got {target!r}")
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise SystemExit(f"error: cannot import {module_name!r}: {exc}") from None
+        raise UsageError(f"cannot import {module_name!r}: {exc}") from None
     fn: Any = module
     for part in attribute.split("."):
         fn = getattr(fn, part, None)
         if fn is None:
-            raise SystemExit(f"error: {module_name!r} has no attribute {attribute!r}")
+            raise UsageError(f"{module_name!r} has no attribute {attribute!r}")
     if not callable(fn):
-        raise SystemExit(f"error: {target} is not callable")
+        raise UsageError(f"{target} is not callable")
     return fn
 
 
@@ -140,9 +144,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo_cmd.set_defaults(run=_demo)
 
     args = parser.parse_args(argv)
+    from .backends.model.api import ReplayDivergence, TokenError
+
     try:
         return int(args.run(args))
-    except (ValueError, TypeError) as exc:
+    except (UsageError, ValueError, TypeError, ReplayDivergence, TokenError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

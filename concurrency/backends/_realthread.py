@@ -31,6 +31,7 @@ get_ident = threading.get_ident
 monotonic = time.monotonic
 
 _serial = itertools.count(1)
+_thread_serial = itertools.count(1)
 
 
 def next_name(kind: str) -> str:
@@ -471,8 +472,9 @@ class AtomicRef(_LockedCell, atomic.AtomicRef[Any]):
 # Unbounded and bounded (bound > 0) channels send and receive with operations the
 # GIL makes atomic and sequentially consistent -- deque append/popleft, list
 # pop/append, attribute loads -- and take `lock` only to park or to wake a parked
-# thread. A bounded channel keeps one item in `slots` per free place: a sender takes
-# one before it appends a message, a receiver gives one back after it takes one.
+# thread (a free-threaded build, PEP 703, would need `lock` on these paths too).
+# A bounded channel keeps one item in `slots` per free place: a sender takes one
+# before it appends a message, a receiver gives one back after it takes one.
 #
 # A thread about to park raises `recv_waiting` (or `send_waiting`) under `lock`, then
 # checks again; the other side changes the state first, then reads the counter and,
@@ -786,6 +788,8 @@ class JoinHandle(thread.JoinHandle[Any]):
         self._result: Any = None
         self._error: BaseException | None = None
         self._joined = False
+        if name is None:
+            name = f"{getattr(fn, '__name__', 'thread')}-{next(_thread_serial)}"
         self._thread = threading.Thread(target=self._run, args=(fn, args, kwargs), name=name)
         self.name = self._thread.name
 

@@ -23,6 +23,7 @@ pure-Python classes (0 or unset: use the accelerator when it is there).
 from __future__ import annotations
 
 import os
+from collections import deque
 from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, NoReturn
@@ -239,7 +240,9 @@ Mutex, MutexGuard = _ACCELERATED if _ACCELERATED is not None else (PyMutex, PyMu
 # `read()`, `write()` and their releases take no lock when nobody else is around:
 # they use operations the GIL makes atomic and sequentially consistent (list
 # append/pop, attribute loads and stores) and fall back to a slow path under the
-# raw lock `_state`, with wait queues, as soon as they meet another thread.
+# raw lock `_state`, with wait queues, as soon as they meet another thread. (A
+# free-threaded build, PEP 703, does not order those operations this way: there
+# these paths would need `_state` too.)
 #
 # - `_readers`: a list whose length counts the readers inside (its items mean nothing).
 # - `_token`: a list holding one item while no writer and no upgradable reader holds
@@ -249,7 +252,9 @@ Mutex, MutexGuard = _ACCELERATED if _ACCELERATED is not None else (PyMutex, PyMu
 # - `_blocked`: true while arriving readers must take the slow path, because a writer
 #   holds or waits for the lock, an upgradable reader is upgrading, or it is poisoned.
 # - `_waiters`: threads parked (or about to park) in a queue; a holder that releases
-#   and sees it non-zero runs `_dispatch`.
+#   and sees it non-zero runs `_dispatch`, which hands a free token straight to the
+#   first writer or upgradable reader in `_token_q` (FIFO, so none is starved) and
+#   lets queued readers go ahead of the next writer (phase-fair).
 #
 # Two handshakes make this safe. A reader appends to `_readers`, then reads `_blocked`;
 # a writer (holding the token) sets `_blocked`, then reads `_readers`: one of them sees
@@ -294,7 +299,7 @@ class ReadGuard(sync.ReadGuard[Any]):
         rw = self._rw
         if rw is not None:  # a reader never poisons; this is `_release_read`, inlined
             self._rw = None
-            rw._readers_pop()
+            rw._readers.pop()
             if rw._blocked:
                 rw._reader_left()
 
@@ -346,7 +351,7 @@ class WriteGuard(sync.WriteGuard[Any]):
             return
         # `_release_write`, inlined
         rw._blocked = False
-        rw._token_put(True)
+        rw._token.append(True)
         if rw._waiters:
             rw._dispatch()
 
@@ -427,18 +432,13 @@ class RwLock(sync.RwLock[Any]):
         "_read_q",
         "_readers",
         "_readers_pass",
-        "_readers_pop",
-        "_readers_push",
         "_state",
         "_token",
-        "_token_put",
-        "_token_take",
+        "_token_q",
         "_upgradable",
-        "_upgradable_q",
         "_upgrading",
         "_value",
         "_waiters",
-        "_write_q",
         "_writers_waiting",
         "name",
     )
@@ -452,14 +452,8 @@ class RwLock(sync.RwLock[Any]):
         self._poison: BaseException | None = None
         self.name = name or next_name("RwLock")
         self._state = allocate_lock()
-        readers: list[None] = []
-        self._readers = readers
-        self._readers_push = readers.append
-        self._readers_pop = readers.pop
-        token = [True]
-        self._token = token
-        self._token_take = token.pop  # IndexError: somebody holds the token
-        self._token_put = token.append
+        self._readers: list[None] = []
+        self._token = [True]  # `pop()` raises IndexError while somebody holds it
         self._blocked = False
         self._waiters = 0
         self._writers_waiting = 0
@@ -468,8 +462,7 @@ class RwLock(sync.RwLock[Any]):
         self._draining = False  # a writer holds the token and waits for readers to leave
         self._readers_pass = 0  # queued readers allowed ahead of waiting writers
         self._read_q = WaitQueue()  # readers waiting for `_blocked` to clear, or a pass
-        self._write_q = WaitQueue()  # writers waiting for the token
-        self._upgradable_q = WaitQueue()  # upgradable readers waiting for the token
+        self._token_q: deque[_TokenWaiter] = deque()  # writers and upgradable readers, FIFO
         self._drain_q = WaitQueue()  # the token's holder, waiting for readers to leave
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -486,7 +479,7 @@ class RwLock(sync.RwLock[Any]):
     # -- public API ----------------------------------------------------------------
 
     def read(self) -> ReadGuard:
-        self._readers_push(None)  # `_acquire_read(None, True)`, inlined
+        self._readers.append(None)  # `_acquire_read(None, True)`, inlined
         if self._blocked:
             self._read_contended(None, True)
         guard = _new_read_guard(ReadGuard)
@@ -495,7 +488,7 @@ class RwLock(sync.RwLock[Any]):
 
     def write(self) -> WriteGuard:
         try:  # `_acquire_write(None, True)`, inlined
-            self._token_take()
+            self._token.pop()
         except IndexError:
             self._write_contended(None, True)
         else:
@@ -556,7 +549,7 @@ class RwLock(sync.RwLock[Any]):
     # -- readers -------------------------------------------------------------------
 
     def _acquire_read(self, deadline: float | None, blocking: bool) -> bool:
-        self._readers_push(None)
+        self._readers.append(None)
         if not self._blocked:
             return True
         return self._read_contended(deadline, blocking)
@@ -582,7 +575,7 @@ class RwLock(sync.RwLock[Any]):
                 self._waiters -= 1
 
     def _release_read(self) -> None:
-        self._readers_pop()
+        self._readers.pop()
         if self._blocked:
             self._reader_left()
 
@@ -593,13 +586,13 @@ class RwLock(sync.RwLock[Any]):
                 self._drain_q.notify(1)
 
     def _leave_read_locked(self) -> None:
-        self._readers_pop()
+        self._readers.pop()
         if not self._readers and self._drain_q:
             self._drain_q.notify(1)
 
     def _enter_read_locked(self) -> bool:
         """Under `_state`: count this reader in if it may enter now."""
-        self._readers_push(None)
+        self._readers.append(None)
         if not self._blocked:
             return True
         if self._readers_pass and self._readers_may_pass():
@@ -633,7 +626,7 @@ class RwLock(sync.RwLock[Any]):
 
     def _acquire_write(self, deadline: float | None, blocking: bool) -> bool:
         try:
-            self._token_take()
+            self._token.pop()
         except IndexError:
             return self._write_contended(deadline, blocking)
         self._blocked = True
@@ -652,36 +645,12 @@ class RwLock(sync.RwLock[Any]):
             return True
 
     def _write_contended(self, deadline: float | None, blocking: bool) -> bool:
-        """The token is taken: wait for it, holding new readers back meanwhile."""
+        """The token is taken: queue for it, holding new readers back meanwhile."""
         with self._state:
-            if not blocking:
-                if self._poison is not None:
-                    raise_poisoned(self)
+            if self._poison is not None:
+                raise_poisoned(self)
+            if not blocking or not self._wait_for_token_locked(deadline, False):
                 return False
-            self._waiters += 1
-            self._writers_waiting += 1
-            holding = False
-            try:
-                while True:
-                    if self._poison is not None:
-                        raise_poisoned(self)
-                    self._blocked = True  # again each time: a releasing holder clears it
-                    try:
-                        self._token_take()
-                    except IndexError:
-                        pass
-                    else:
-                        holding = True
-                        break
-                    left = remaining(deadline)
-                    if left == 0.0:
-                        return False
-                    self._write_q.wait(self._state, left)
-            finally:
-                self._waiters -= 1
-                self._writers_waiting -= 1
-                if not holding:
-                    self._dispatch_locked()  # we no longer hold readers back
             self._blocked = True
             return self._drain_locked(deadline)
 
@@ -704,7 +673,7 @@ class RwLock(sync.RwLock[Any]):
 
     def _release_write(self) -> None:
         self._blocked = False
-        self._token_put(True)
+        self._token.append(True)
         if self._waiters:
             self._dispatch()
 
@@ -713,34 +682,24 @@ class RwLock(sync.RwLock[Any]):
             self._poison_locked(exc)
 
     def _downgrade(self) -> None:
-        self._readers_push(None)  # count ourselves in before anyone can take the token
+        self._readers.append(None)  # count ourselves in before anyone can take the token
         self._release_write()
 
     # -- upgradable readers --------------------------------------------------------
 
     def _acquire_upgradable(self, deadline: float | None, blocking: bool) -> bool:
         with self._state:
-            self._waiters += 1  # before the first check: see the handshakes above
-            try:
-                while True:
-                    if self._poison is not None:
-                        raise_poisoned(self)
-                    if not self._writers_waiting:  # waiting writers go first
-                        try:
-                            self._token_take()
-                        except IndexError:
-                            pass
-                        else:
-                            self._upgradable = True
-                            return True
-                    if not blocking:
-                        return False
-                    left = remaining(deadline)
-                    if left == 0.0:
-                        return False
-                    self._upgradable_q.wait(self._state, left)
-            finally:
-                self._waiters -= 1
+            if self._poison is not None:
+                raise_poisoned(self)
+            if not self._token_q:  # else they queued first
+                try:
+                    self._token.pop()
+                except IndexError:
+                    pass
+                else:
+                    self._upgradable = True
+                    return True
+            return blocking and self._wait_for_token_locked(deadline, True)
 
     def _release_upgradable(self, exc: BaseException | None) -> None:
         """Give the token back; `exc` (when not None) escaped the guard and poisons."""
@@ -773,11 +732,11 @@ class RwLock(sync.RwLock[Any]):
         self._poison = exc
         self._blocked = True
         self._read_q.notify_all()
-        self._write_q.notify_all()
-        self._upgradable_q.notify_all()
+        for waiter in self._token_q:
+            waiter.wake()  # not granted: it sees the poison
 
     def _release_token_locked(self) -> None:
-        self._token_put(True)
+        self._token.append(True)
         self._dispatch_locked()
 
     def _dispatch(self) -> None:
@@ -785,10 +744,14 @@ class RwLock(sync.RwLock[Any]):
             self._dispatch_locked()
 
     def _dispatch_locked(self) -> None:
-        """Under `_state`, after a release or a change of plan: let in whoever may go now."""
+        """Under `_state`, after a release or a change of plan: let in whoever may go now.
+
+        A free token goes straight to the first queued writer or upgradable reader, so
+        that a thread which releases and at once asks again cannot barge ahead of them.
+        """
         held_back = bool(self._writers_waiting)
         try:
-            self._token_take()
+            self._token.pop()
         except IndexError:
             if self._upgradable and not self._upgrading:
                 # The holder is an upgradable reader, which readers may share the lock with.
@@ -796,14 +759,85 @@ class RwLock(sync.RwLock[Any]):
                 if not held_back:
                     self._read_q.notify_all()
             return  # else a writer holds the token, and dispatches when it gives it back
-        self._blocked = held_back
-        self._token_put(True)
+        if not self._token_q:
+            self._blocked = held_back
+            self._token.append(True)
+        else:
+            waiter = self._token_q.popleft()
+            if waiter.upgradable:
+                self._upgradable = True
+                self._blocked = held_back
+            else:
+                self._blocked = True
+                self._draining = True  # it waits for readers as soon as it runs
+            waiter.granted = True
+            waiter.wake()
         if self._read_q:
             self._pass_queued_readers()  # queued readers go before the next writer
-        if self._writers_waiting:
-            self._write_q.notify(1)
-        elif self._upgradable_q:
-            self._upgradable_q.notify(1)
+
+    def _wait_for_token_locked(self, deadline: float | None, upgradable: bool) -> bool:
+        """Under `_state`: queue for the token until `_dispatch_locked` hands it to us.
+
+        True once it is ours (an upgradable reader is then marked in); False when
+        `deadline` passed first. Raises PoisonError when the lock gets poisoned.
+        """
+        waiter = _TokenWaiter(upgradable)
+        self._token_q.append(waiter)
+        self._waiters += 1  # then check again: see the handshakes above
+        if not upgradable:
+            self._writers_waiting += 1
+            self._blocked = True
+        try:
+            while not waiter.granted:
+                if self._token:  # given back by a holder that did not see us: pass it on
+                    self._dispatch_locked()
+                    continue
+                if self._poison is not None:
+                    raise_poisoned(self)
+                left = remaining(deadline)
+                if left == 0.0:
+                    return False
+                self._state.release()
+                try:
+                    waiter.park(left)
+                finally:
+                    self._state.acquire()
+            return True
+        except BaseException:
+            if waiter.granted:  # handed to us as we gave up: give it back
+                self._upgradable = self._draining = False
+                self._release_token_locked()
+            raise
+        finally:
+            self._waiters -= 1
+            if not upgradable:
+                self._writers_waiting -= 1
+            if not waiter.granted:
+                self._token_q.remove(waiter)
+                self._dispatch_locked()  # we no longer hold readers back
+
+
+class _TokenWaiter:
+    """A writer or upgradable reader parked in `RwLock._token_q` until handed the token."""
+
+    __slots__ = ("_parked", "_woken", "granted", "upgradable")
+
+    def __init__(self, upgradable: bool) -> None:
+        self.upgradable = upgradable
+        self.granted = False
+        self._woken = False
+        self._parked = allocate_lock()
+        self._parked.acquire()
+
+    def park(self, timeout: float | None) -> None:
+        """Sleep until `wake()` or `timeout` (seconds; None: no limit)."""
+        self._parked.acquire(True, -1 if timeout is None else timeout)
+
+    def wake(self) -> None:
+        """Wake the parked thread (called under the RwLock's `_state`; later calls do nothing)."""
+        if not self._woken:
+            self._woken = True
+            self._parked.release()
 
 
 __all__ = [

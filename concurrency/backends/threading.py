@@ -254,6 +254,7 @@ class RwLock(fast.RwLock):
         self._holders: dict[int, str] = {}
 
     def _enter(self, mode: str, me: int) -> None:
+        """Refuse a blocking or timed acquire by a thread that already holds the lock."""
         held = self._holders.get(me)
         if held is not None:
             raise RuntimeError(
@@ -264,6 +265,8 @@ class RwLock(fast.RwLock):
 
     def _acquire_read(self, deadline: float | None, blocking: bool) -> bool:
         me = get_ident()
+        if not blocking and me in self._holders:
+            return False  # a try_* cannot deadlock: it just finds the lock taken
         self._enter("read", me)
         acquired = super()._acquire_read(deadline, blocking)
         if acquired:
@@ -272,6 +275,8 @@ class RwLock(fast.RwLock):
 
     def _acquire_write(self, deadline: float | None, blocking: bool) -> bool:
         me = get_ident()
+        if not blocking and me in self._holders:
+            return False  # a try_* cannot deadlock: it just finds the lock taken
         self._enter("write", me)
         acquired = super()._acquire_write(deadline, blocking)
         if acquired:
@@ -280,6 +285,8 @@ class RwLock(fast.RwLock):
 
     def _acquire_upgradable(self, deadline: float | None, blocking: bool) -> bool:
         me = get_ident()
+        if not blocking and me in self._holders:
+            return False  # a try_* cannot deadlock: it just finds the lock taken
         self._enter("upgradable read", me)
         acquired = super()._acquire_upgradable(deadline, blocking)
         if acquired:

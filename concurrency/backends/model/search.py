@@ -16,11 +16,13 @@ from typing import Any
 
 from . import primitives
 from .runtime import Execution, Failure
-from .scheduler import Replay, Strategy
+from .scheduler import DepthFirst, Replay, Strategy
+from .scheduler.dfs import NondeterminismError
 from .thread import JoinHandle
 
 SHRINK_SECONDS = 3.0
 SHRINK_ATTEMPTS = 400
+BOUNDED_SEARCH_EXECUTIONS = 300
 MAX_TRACE_ROWS = 250
 _RUNTIME_DIR = __file__.rsplit("/", 1)[0]  # frames of the model runtime itself are noise
 
@@ -80,15 +82,47 @@ def _better(candidate: Execution, best: Execution) -> bool:
     return (candidate.preemptions, candidate.steps) < (best.preemptions, best.steps)
 
 
+def _fewest_preemptions(fn: Callable[[], Any], found: Execution, max_steps: int,
+                        deadline: float) -> Execution:
+    """Search DFS with preemption bounds 0, 1, ... for the same failure (small budgets).
+
+    Most bugs need one or two preemptions; a random schedule that found one
+    often has many more, and removing them one at a time can stall.
+    """
+    assert found.failure is not None
+    signature = found.failure.signature()
+    for bound in range(found.preemptions):
+        explorer = DepthFirst(bound)
+        for _ in range(BOUNDED_SEARCH_EXECUTIONS):
+            if time.perf_counter() >= deadline:
+                return found
+            try:
+                execution = run_once(fn, explorer, max_steps)
+            except NondeterminismError:
+                return found
+            more = explorer.finish_execution(len(execution.decisions))
+            failure = execution.failure
+            if failure is not None and failure.signature() == signature and _better(execution, found):
+                return execution
+            if not more:
+                break
+    return found
+
+
 def shrink(fn: Callable[[], Any], found: Execution, max_steps: int) -> Execution:
-    """A schedule that fails the same way with fewer preemptions and steps, if one is found."""
+    """A schedule that fails the same way with fewer preemptions and steps, if one is found.
+
+    First a bounded DFS for the fewest preemptions, then greedy removal of the
+    preemptions that remain (latest first), each kept only if it still fails
+    the same way.
+    """
     assert found.failure is not None
     if found.failure.kind == "max_steps":
         return found  # every shorter schedule stops earlier; nothing to gain
     signature = found.failure.signature()
     deadline = time.perf_counter() + SHRINK_SECONDS
     attempts = 0
-    best = found
+    best = _fewest_preemptions(fn, found, max_steps, deadline)
 
     def attempt(decisions: Sequence[int | None]) -> Execution | None:
         nonlocal attempts

@@ -312,6 +312,7 @@ class RwLock(_Modelled, sync.RwLock[Any]):
     # -- acquisition ---------------------------------------------------------------------
 
     def _enter(self, mode: str) -> Any:
+        """Refuse a blocking or timed acquire by a thread that already holds the lock."""
         me = self._rt.current
         held = self._holders.get(me.id)
         if held is not None:
@@ -336,6 +337,9 @@ class RwLock(_Modelled, sync.RwLock[Any]):
                  timeout: float | None) -> Any:
         """Shared path of read/upgradable: one point, then admit (or None)."""
         runtime = self._rt
+        if not blocking and runtime.current.id in self._holders:
+            runtime.point(op, self)  # a try_* cannot deadlock: it finds the lock taken
+            return None
         me = self._enter(mode)
         if not blocking:
             runtime.point(op, self)
@@ -353,9 +357,9 @@ class RwLock(_Modelled, sync.RwLock[Any]):
     def _acquire_write(self, op: str, blocking: bool, timeout: float | None) -> Any:
         """A writer first announces itself (holding back new readers), then waits."""
         runtime = self._rt
-        me = self._enter("write")
         if not blocking:
             return self._acquire(op, "write", self._can_write, False, None)
+        me = self._enter("write")
         runtime.point(op, self)
         self._writers_waiting += 1
         deadline = None if timeout is None else runtime.clock + timeout
@@ -626,16 +630,21 @@ class Barrier(_Modelled, sync.Barrier):
             return sync.BarrierWaitResult(is_leader=True)
         deadline = None if timeout is None else runtime.clock + timeout
         if not runtime.point("barrier_blocked", self, current.over, deadline):
-            current.broken = True
-            self._broken = True
+            self._break(current)
         if current.broken:
             raise BrokenBarrierError(f"{self.name} was broken while waiting")
         return sync.BarrierWaitResult(is_leader=False)
 
+    def _break(self, current: _Round) -> None:
+        """Break `current`; its waiters leave, so a fresh round starts (n_waiting is 0)."""
+        current.broken = True
+        self._broken = True
+        if current is self._round:
+            self._round = _Round()
+
     def abort(self) -> None:
         self._rt.point("abort", self)
-        self._round.broken = True
-        self._broken = True
+        self._break(self._round)
 
     def reset(self) -> None:
         self._rt.point("reset", self)

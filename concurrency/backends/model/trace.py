@@ -10,19 +10,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-MAX_CELL = 44
+MAX_CELL = 64
 LEGEND = "* = preemption: the scheduler switched away from a thread that could have continued"
 
 
 def _cell(event: Any) -> str:
-    text = " ".join(part for part in (event.op, event.obj, event.detail) if part)
-    if event.location:
-        text = f"{text}  {event.location}"
+    """`[* ]op obj detail  file:line`, shortening the operation text, never the location."""
+    what = " ".join(part for part in (event.op, event.obj, event.detail) if part)
     if event.preempted:
-        text = "* " + text
-    if len(text) > MAX_CELL:
-        text = text[: MAX_CELL - 3] + "..."
-    return text
+        what = "* " + what
+    where = f"  {event.location}" if event.location else ""
+    room = max(28, MAX_CELL - len(where))
+    if len(what) > room:
+        what = what[: room - 3] + "..."
+    return what + where
 
 
 def swimlane(events: Sequence[Any], thread_names: Sequence[str]) -> str:
