@@ -90,12 +90,17 @@ class MutexGuard(_Owned, fast.PyMutexGuard):
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        # The hot path of the checked backend: inline, only the error paths call out.
         mutex = self._mutex
         if mutex is None:
             return
-        self._check_owner("releasing", mutex.name)
+        if get_ident() != self._owner:
+            self._check_owner("releasing", mutex.name)
+        self._mutex = None
         mutex._owner = None
-        super().__exit__(exc_type, exc, tb)
+        if exc_type is not None and mutex._poison is None:
+            mutex._poison = exc
+        mutex._release()
 
     def _mutex_for_wait(self, condvar: Any) -> Any:
         mutex = super()._mutex_for_wait(condvar)
@@ -114,6 +119,9 @@ class MutexGuard(_Owned, fast.PyMutexGuard):
             raise_poisoned(mutex)
 
 
+_new_guard = MutexGuard.__new__
+
+
 class Mutex(fast.PyMutex):
     __slots__ = ("_owner",)
 
@@ -129,18 +137,29 @@ class Mutex(fast.PyMutex):
             )
 
     def _guard(self, me: int) -> MutexGuard:
-        self._owner = me
+        """Record the owner and hand out a guard (refusing if poisoned)."""
         if self._poison is not None:
-            self._owner = None
             self._release()
             raise_poisoned(self)
-        return MutexGuard(self, me)
+        self._owner = me
+        guard = _new_guard(MutexGuard)
+        guard._mutex = self
+        guard._owner = me
+        return guard
 
     def lock(self) -> MutexGuard:
         me = get_ident()
-        self._check_not_held(me)
+        if self._owner == me:
+            self._check_not_held(me)
         self._acquire()
-        return self._guard(me)
+        if self._poison is not None:
+            self._release()
+            raise_poisoned(self)
+        self._owner = me
+        guard = _new_guard(MutexGuard)
+        guard._mutex = self
+        guard._owner = me
+        return guard
 
     def try_lock(self) -> MutexGuard | None:
         me = get_ident()
