@@ -10,7 +10,8 @@ pure-Python Mutex, which behaves the same, only slower.
   platform-specific tag.
 - An editable install (`pip install -e .`) imports the sources in place, so
   the compiled module is put next to them, in `concurrency/backends/`
-  (ignored by git; `hatch clean` removes it).
+  (ignored by git; `hatch clean` removes it). After editing the C source,
+  run `pip install -e .` again to rebuild it.
 - `CONCURRENCY_PURE_PYTHON=1` at build time skips the compilation.
 """
 

@@ -28,16 +28,16 @@ with `python -m concurrency.examples.zoo --write` (a test keeps it current)::
     atomicity_violation      exception     3 / 10     3 / 25     1 / 40         2
     order_violation          exception      2 / 5     1 / 10     2 / 10         1
     lock_order_deadlock      deadlock       3 / 5     3 / 10     1 / 10         2
-    lost_wakeup              deadlock      2 / 10     3 / 40     1 / 20         4
-    double_checked_init      exception     7 / 20    29 / 40   14 / 200        62
+    lost_wakeup              deadlock      2 / 10     3 / 40     1 / 20         3
+    double_checked_init      exception     4 / 20    29 / 40   14 / 200        20
     aba                      exception     2 / 40    6 / 100   82 / 500        89
-    upgrade_deadlock         deadlock     14 / 30     6 / 25     1 / 15         2
-    reply_mixup              exception      2 / 5     6 / 20     1 / 10        26
+    upgrade_deadlock         deadlock      6 / 30     6 / 25     1 / 15         2
+    reply_mixup              exception      2 / 5     6 / 20     1 / 10        17
     close_while_send         exception      1 / 5     3 / 10     1 / 25       180
     check_then_act           exception      2 / 5     3 / 10     1 / 10         2
-    semaphore_leak           deadlock      1 / 10     2 / 10     1 / 10        14
-    barrier_party_missing    deadlock   388 / 500      1 / 5      2 / 5      3304
-    condvar_if               exception   37 / 100     6 / 50     1 / 50       378
+    semaphore_leak           deadlock      1 / 10     2 / 10     1 / 10        10
+    barrier_party_missing    deadlock   138 / 500      1 / 5      2 / 5       519
+    condvar_if               exception   21 / 100     6 / 50     1 / 50       119
     unjoined_thread          exception      2 / 5     3 / 30     1 / 15         2
     once_racing_set          exception      2 / 5      3 / 5      1 / 5         2
     poisoned_lock            poisoned       2 / 5     1 / 10     2 / 10         2

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .._errors import report_unraisable
+from .._errors import Panic, report_unraisable
 
 
 def run_all(callbacks: Iterable[Callable[..., Any]], args: tuple[Any, ...], what: str) -> None:
@@ -17,5 +17,7 @@ def run_all(callbacks: Iterable[Callable[..., Any]], args: tuple[Any, ...], what
     for callback in callbacks:
         try:
             callback(*args)
-        except BaseException as error:  # reported, and the others still run
+        except (Exception, Panic) as error:  # reported, and the others still run
             report_unraisable(error, f"Exception in {what}", callback)
+        # Other BaseExceptions (KeyboardInterrupt, SystemExit, a model execution's
+        # teardown) are control flow, not a callback's failure: they propagate.

@@ -44,11 +44,13 @@ class Report:
     seed: int | None
     seconds: float
     steps: int
+    pruned: int = 0  # DFS executions cut short because they repeat one explored already
 
     def __str__(self) -> str:
         covered = ", the whole schedule space" if self.exhausted else ""
-        return (f"{self.strategy}: {self.iterations} executions{covered}, {self.steps} steps, "
-                f"{self.seconds:.2f}s, no failure")
+        pruned = f" ({self.pruned} cut short as repeats)" if self.pruned else ""
+        return (f"{self.strategy}: {self.iterations} executions{pruned}{covered}, "
+                f"{self.steps} steps, {self.seconds:.2f}s, no failure")
 
 
 class ScheduleFailure(AssertionError):
@@ -163,10 +165,12 @@ def check(
     ticker = Progress(strategy, progress_wanted(progress))
     steps = 0
     executions = 0
+    pruned = 0
     while True:
         executions += 1
         execution = run_once(fn, explorer, max_steps)
         steps += execution.steps
+        pruned += execution.pruned
         more = explorer.finish_execution(len(execution.decisions))
         if execution.failure is not None:
             ticker.tick(executions, force=ticker.last > ticker.started)
@@ -179,7 +183,7 @@ def check(
     ticker.tick(executions, force=ticker.last > ticker.started)
     seed_used = None if strategy == "dfs" else seed
     return Report(strategy, executions, explorer.exhausted, seed_used,
-                  round(time.perf_counter() - ticker.started, 3), steps)
+                  round(time.perf_counter() - ticker.started, 3), steps, pruned)
 
 
 def _report(fn: Callable[[], Any], found: Execution, *, strategy: str, seed: int, iteration: int,

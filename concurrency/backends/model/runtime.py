@@ -24,6 +24,7 @@ from typing import Any
 from greenlet import GreenletExit, greenlet
 
 from .. import execution_state
+from .scheduler.dfs import Redundant
 
 _PACKAGE_DIR = __file__.rsplit("/backends/", 1)[0]
 
@@ -147,6 +148,7 @@ class Execution:
         self.decisions: list[int] = []
         self.preempting: list[bool] = []
         self.strategy_error: Exception | None = None
+        self._observe = strategy.observe if getattr(strategy, "tracks_steps", False) else None
         self.preemptions = 0
         self.fingerprint = 0
         self.failure: Failure | None = None
@@ -243,6 +245,7 @@ class Execution:
         """
         if self.failure is not None:
             return None
+        observe = self._observe
         if self.unstarted:
             chosen = self.unstarted.popleft()
             self.current = chosen
@@ -257,6 +260,8 @@ class Execution:
             ready = thread.ready
             if ready is None or ready():
                 if thread.local:
+                    if observe is not None and not self._observed(observe, thread):
+                        return None
                     self.current = self.running = thread
                     return thread
                 enabled.append(thread)
@@ -272,6 +277,8 @@ class Execution:
             enabled = [thread for thread in enabled if not thread.yielded or thread is timed]
         if len(enabled) == 1:
             chosen = enabled[0]
+            if observe is not None and not self._observed(observe, chosen):
+                return None
         elif not enabled:
             if self.alive:
                 self.failure = self._deadlock()
@@ -280,6 +287,9 @@ class Execution:
             running = self.running
             try:
                 chosen = self.strategy.choose(enabled, running)
+            except Redundant:
+                self._prune()
+                return None
             except Exception as exc:  # a replay that diverged: stop, re-raised by run()
                 self.strategy_error = exc
                 self.failure = Failure("strategy", str(exc), exc)
@@ -298,6 +308,20 @@ class Execution:
 
     _preempted_next = False
     closed = False  # set once run() has returned
+    pruned = False  # DFS cut this execution short: it repeats one already explored
+
+    def _observed(self, observe: Callable[[Any], None], thread: Any) -> bool:
+        """Tell a step-tracking strategy (DFS) about a step taken without a decision."""
+        try:
+            observe(thread)
+        except Redundant:
+            self._prune()
+            return False
+        return True
+
+    def _prune(self) -> None:
+        self.pruned = True
+        self.failure = _PRUNED
 
     def _refuse_after_teardown(self, obj: Any) -> None:
         """Unwind a thread being torn down; refuse use of this execution's objects later."""
@@ -338,6 +362,8 @@ class Execution:
             execution_state.runtime = previous
         if self.strategy_error is not None:
             raise self.strategy_error
+        if self.pruned:
+            self.failure = None
         return self.failure
 
     def _unobserved_error(self) -> Failure | None:
@@ -399,6 +425,9 @@ class Execution:
     def thread_local_namespace(self, key: Any) -> dict[str, Any]:
         namespace: dict[str, Any] = self.current.locals.setdefault(key, {})
         return namespace
+
+
+_PRUNED = Failure("pruned", "this execution repeats one already explored")
 
 
 def _thread_id(thread: Any) -> int:
