@@ -183,10 +183,14 @@ class Mutex(fast.PyMutex):
 
 
 class _CheckedRwGuard(_Owned):
-    """Shared release logic of the checked RwLock guards."""
+    """What the checked RwLock guards add: the owner, checked on every release."""
 
     __slots__ = ()
     _rw: Any
+
+    def __init__(self, rw: Any) -> None:
+        super().__init__(rw)  # type: ignore[call-arg]  # the fast guard, next in the MRO
+        self._owner = get_ident()  # type: ignore[misc]  # a slot of each concrete guard
 
     def _checked_take(self) -> Any:
         rw = self._rw
@@ -196,34 +200,22 @@ class _CheckedRwGuard(_Owned):
         rw._holders.pop(self._owner, None)
         return rw
 
-
-class ReadGuard(_CheckedRwGuard, fast.ReadGuard):
-    __slots__ = ("_owner",)
-
-    def __init__(self, rw: Any) -> None:
-        super().__init__(rw)
-        self._owner = get_ident()
-
     def unlock(self) -> None:
         self._checked_take()
-        super().unlock()
+        super().unlock()  # type: ignore[misc]
 
     def __exit__(self, *exc: Any) -> None:
         if self._rw is not None:
             self._checked_take()
-        super().__exit__(*exc)
+        super().__exit__(*exc)  # type: ignore[misc]
+
+
+class ReadGuard(_CheckedRwGuard, fast.ReadGuard):
+    __slots__ = ("_owner",)
 
 
 class WriteGuard(_CheckedRwGuard, fast.WriteGuard):
     __slots__ = ("_owner",)
-
-    def __init__(self, rw: Any) -> None:
-        super().__init__(rw)
-        self._owner = get_ident()
-
-    def unlock(self) -> None:
-        self._checked_take()
-        super().unlock()
 
     def downgrade(self) -> fast.ReadGuard:
         rw = self._checked_take()
@@ -231,33 +223,15 @@ class WriteGuard(_CheckedRwGuard, fast.WriteGuard):
         rw._holders[self._owner] = "read"
         return guard
 
-    def __exit__(self, *exc: Any) -> None:
-        if self._rw is not None:
-            self._checked_take()
-        super().__exit__(*exc)
-
 
 class UpgradableReadGuard(_CheckedRwGuard, fast.UpgradableReadGuard):
     __slots__ = ("_owner",)
-
-    def __init__(self, rw: Any) -> None:
-        super().__init__(rw)
-        self._owner = get_ident()
-
-    def unlock(self) -> None:
-        self._checked_take()
-        super().unlock()
 
     def upgrade(self) -> fast.WriteGuard:
         rw = self._checked_take()
         guard = super().upgrade()
         rw._holders[self._owner] = "write"
         return guard
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._rw is not None:
-            self._checked_take()
-        super().__exit__(*exc)
 
 
 class RwLock(fast.RwLock):
@@ -282,35 +256,25 @@ class RwLock(fast.RwLock):
                 "new readers), so release the first guard, or use upgradable_read()/upgrade()"
             )
 
-    def _acquire_read(self, deadline: float | None, blocking: bool) -> bool:
+    def _checked(self, mode: str, acquire: Any, deadline: float | None, blocking: bool) -> bool:
+        """Run the fast `acquire`, refusing re-entry and recording who holds the lock."""
         me = get_ident()
         if not blocking and me in self._holders:
             return False  # a try_* cannot deadlock: it just finds the lock taken
-        self._enter("read", me)
-        acquired = super()._acquire_read(deadline, blocking)
+        self._enter(mode, me)
+        acquired: bool = acquire(self, deadline, blocking)
         if acquired:
-            self._holders[me] = "read"
+            self._holders[me] = mode
         return acquired
+
+    def _acquire_read(self, deadline: float | None, blocking: bool) -> bool:
+        return self._checked("read", fast.RwLock._acquire_read, deadline, blocking)
 
     def _acquire_write(self, deadline: float | None, blocking: bool) -> bool:
-        me = get_ident()
-        if not blocking and me in self._holders:
-            return False  # a try_* cannot deadlock: it just finds the lock taken
-        self._enter("write", me)
-        acquired = super()._acquire_write(deadline, blocking)
-        if acquired:
-            self._holders[me] = "write"
-        return acquired
+        return self._checked("write", fast.RwLock._acquire_write, deadline, blocking)
 
     def _acquire_upgradable(self, deadline: float | None, blocking: bool) -> bool:
-        me = get_ident()
-        if not blocking and me in self._holders:
-            return False  # a try_* cannot deadlock: it just finds the lock taken
-        self._enter("upgradable read", me)
-        acquired = super()._acquire_upgradable(deadline, blocking)
-        if acquired:
-            self._holders[me] = "upgradable read"
-        return acquired
+        return self._checked("upgradable read", fast.RwLock._acquire_upgradable, deadline, blocking)
 
 
 __all__ = [
