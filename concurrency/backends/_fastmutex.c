@@ -76,8 +76,24 @@ typedef struct {
     MutexObject *mutex;       /* the mutex held, or NULL once released */
 } GuardObject;
 
+/* The checked variants (the `threading` backend's Mutex and MutexGuard)
+   extend both with the thread that holds the lock: 0 while nobody does
+   (PyThread_get_thread_ident() is never 0: it is a pthread_t or a Windows
+   thread id). */
+typedef struct {
+    MutexObject base;
+    unsigned long owner;      /* ident of the holding thread, or 0 */
+} CheckedMutexObject;
+
+typedef struct {
+    GuardObject base;
+    unsigned long owner;      /* ident of the thread that acquired it */
+} CheckedGuardObject;
+
 static PyTypeObject MutexType;
 static PyTypeObject GuardType;
+static PyTypeObject CheckedMutexType;
+static PyTypeObject CheckedGuardType;
 
 
 /* --------------------------------------------- helpers written in Python */
@@ -250,6 +266,24 @@ Guard_enter(GuardObject *self, PyObject *Py_UNUSED(ignored))
     return Py_NewRef(self);
 }
 
+/* The end of __exit__ once the guard is known to hold m: detach the guard,
+   poison m if an exception is leaving the block (the first poison wins), and
+   release the lock. */
+static PyObject *
+exit_held(GuardObject *self, MutexObject *m, PyObject *const *args)
+{
+    self->mutex = NULL;
+    if (args[0] != Py_None && m->poison == NULL && args[1] != Py_None) {
+        m->poison = Py_NewRef(args[1]);
+    }
+    int err = release(m);
+    Py_DECREF(m);
+    if (err < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 PyDoc_STRVAR(guard_exit_doc,
 "__exit__(exc_type, exc, tb)\n\
 \n\
@@ -268,16 +302,7 @@ Guard_exit(GuardObject *self, PyObject *const *args, Py_ssize_t nargs)
     if (m == NULL) {
         Py_RETURN_NONE;   /* released early with unlock() */
     }
-    self->mutex = NULL;
-    if (args[0] != Py_None && m->poison == NULL && args[1] != Py_None) {
-        m->poison = Py_NewRef(args[1]);
-    }
-    int err = release(m);
-    Py_DECREF(m);
-    if (err < 0) {
-        return NULL;
-    }
-    Py_RETURN_NONE;
+    return exit_held(self, m, args);
 }
 
 PyDoc_STRVAR(guard_unlock_doc,
@@ -326,6 +351,22 @@ Guard_park(GuardObject *self, PyObject *Py_UNUSED(ignored))
     Py_RETURN_NONE;
 }
 
+/* Block until the guard's lock is taken back after a wait.  If the wait is
+   interrupted (a signal handler raised), the lock was not taken: the guard
+   lets go of the mutex, so that the caller's `with` block neither releases
+   a lock it does not hold nor another thread's hold.  Returns 0 once taken,
+   -1 with an exception set. */
+static int
+retake(GuardObject *self, MutexObject *m)
+{
+    if (acquire_timed(m, -1) < 0) {
+        self->mutex = NULL;
+        Py_DECREF(m);
+        return -1;
+    }
+    return 0;
+}
+
 /* Take the lock back after a wait.  A poisoned mutex raises PoisonError
    with the guard still held, so the caller's `with` block releases it. */
 static PyObject *
@@ -335,7 +376,7 @@ Guard_unpark(GuardObject *self, PyObject *Py_UNUSED(ignored))
     if (m == NULL) {
         return guard_released();
     }
-    if (acquire_timed(m, -1) < 0) {
+    if (retake(self, m) < 0) {
         return NULL;
     }
     if (m->poison != NULL) {
@@ -619,6 +660,34 @@ Mutex_repr(MutexObject *self)
                                 self->poison != NULL ? ", poisoned" : "");
 }
 
+/* A Mutex hands out guards of its class attribute `_guard_class`: a subclass
+   of MutexGuard, and for a checked Mutex of CheckedMutexGuard.  A plain
+   Mutex must not hand out checked guards either, as their methods treat the
+   mutex as a checked one.  Returns -1 with TypeError set on a mismatch. */
+static int
+check_guard_class(PyTypeObject *type, PyObject *guard_type)
+{
+    int checked = PyType_IsSubtype(type, &CheckedMutexType);
+    PyTypeObject *required = checked ? &CheckedGuardType : &GuardType;
+    if (!PyType_Check(guard_type)
+        || !PyType_IsSubtype((PyTypeObject *)guard_type, required)) {
+        PyErr_Format(PyExc_TypeError,
+                     "%s._guard_class must be a subclass of %s, not %R",
+                     type->tp_name, required->tp_name, guard_type);
+        return -1;
+    }
+    if (!checked
+        && PyType_IsSubtype((PyTypeObject *)guard_type, &CheckedGuardType)) {
+        PyErr_Format(PyExc_TypeError,
+                     "%s._guard_class must not be a %s (%R): only a %s "
+                     "hands out checked guards",
+                     type->tp_name, CheckedGuardType.tp_name, guard_type,
+                     CheckedMutexType.tp_name);
+        return -1;
+    }
+    return 0;
+}
+
 /* Mutex(value=None, *, name=None).  The lock and the guard class are set up
    in __new__, so an object is usable even if a subclass skips __init__. */
 static PyObject *
@@ -630,11 +699,7 @@ Mutex_new(PyTypeObject *type, PyObject *Py_UNUSED(args),
     if (guard_type == NULL) {
         return NULL;
     }
-    if (!PyType_Check(guard_type)
-        || !PyType_IsSubtype((PyTypeObject *)guard_type, &GuardType)) {
-        PyErr_Format(PyExc_TypeError,
-                     "%s._guard_class must be a subclass of %s, not %R",
-                     type->tp_name, GuardType.tp_name, guard_type);
+    if (check_guard_class(type, guard_type) < 0) {
         Py_DECREF(guard_type);
         return NULL;
     }

@@ -8,6 +8,7 @@ kernel), never by polling. State is guarded by one raw lock per object and
 from __future__ import annotations
 
 import itertools
+import sys
 import threading
 import time
 from collections import deque
@@ -27,6 +28,28 @@ from .._errors import (
 from ..sync import atomic
 
 allocate_lock = threading.Lock
+
+
+def _warn_if_gil_disabled() -> None:
+    """The lock-free fast paths (RwLock, channels) rely on the GIL's sequential consistency.
+
+    On a free-threaded build running without the GIL they are not yet safe: say so
+    loudly rather than corrupt silently. (Importing the C accelerator, which does not
+    declare itself free-threading safe, turns the GIL back on.)
+    """
+    is_gil_enabled = getattr(sys, "_is_gil_enabled", None)
+    if is_gil_enabled is not None and not is_gil_enabled():
+        import warnings
+
+        warnings.warn(
+            "concurrency: the GIL is disabled; the real-thread RwLock and channel fast paths "
+            "assume it and are not yet safe on free-threaded builds (run with PYTHON_GIL=1)",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
+_warn_if_gil_disabled()
 get_ident = threading.get_ident
 monotonic = time.monotonic
 
