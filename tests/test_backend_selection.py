@@ -42,9 +42,11 @@ def test_facade_objects_come_from_the_process_backend() -> None:
     active = concurrency.backend()
     expected = active if active in ("threading", "fast") else "threading"
     backend_module = importlib.import_module(f"concurrency.backends.{expected}")
-    for obj in (sync.Mutex(), sync.RwLock(), sync.Condvar(), sync.Semaphore(1)):
-        assert type(obj) is getattr(backend_module, type(obj).__name__), obj
-        assert isinstance(obj, getattr(sync, type(obj).__name__))
+    built = {"Mutex": sync.Mutex(), "RwLock": sync.RwLock(), "Condvar": sync.Condvar(),
+             "Semaphore": sync.Semaphore(1)}
+    for name, obj in built.items():
+        assert type(obj) is getattr(backend_module, name), obj
+        assert isinstance(obj, getattr(sync, name))
 
 
 @real_threads_only

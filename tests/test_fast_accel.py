@@ -50,9 +50,10 @@ def needs_accelerator() -> None:
 
 
 def run_python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
-    """Run `code` in a fresh interpreter on the fast backend, with extra `env`."""
+    """Run `code` in a fresh interpreter on the fast backend (unless `env` names
+    another), with extra `env`."""
     environ = {k: v for k, v in os.environ.items() if k != "CONCURRENCY_PURE_PYTHON"}
-    environ.update(CONCURRENCY_BACKEND="fast", **env)
+    environ.update({"CONCURRENCY_BACKEND": "fast", **env})
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
         env=environ,
@@ -156,13 +157,20 @@ def test_bad_pure_python_value_fails_import_naming_it() -> None:
     assert "ConfigError" in done.stderr and "CONCURRENCY_PURE_PYTHON='yes'" in done.stderr
 
 
-def test_checked_backend_still_builds_on_the_pure_classes() -> None:
+def test_checked_backend_builds_on_the_c_checked_classes_when_accelerated() -> None:
     # (`from concurrency.backends import threading` could yield the stdlib module
     # that concurrency.backends itself imports under that name.)
     checked = importlib.import_module("concurrency.backends.threading")
 
-    assert issubclass(checked.Mutex, fast.PyMutex)
-    assert issubclass(checked.MutexGuard, fast.PyMutexGuard)
+    assert checked.ACCELERATED is fast.ACCELERATED
+    if fast.ACCELERATED:
+        from concurrency.backends import _fastmutex
+
+        assert issubclass(checked.Mutex, _fastmutex.CheckedMutex)
+        assert issubclass(checked.MutexGuard, _fastmutex.CheckedMutexGuard)
+    else:
+        assert checked.Mutex is checked.PyMutex and issubclass(checked.Mutex, fast.PyMutex)
+        assert checked.MutexGuard is checked.PyMutexGuard
     m = checked.Mutex(0)
     with m.lock() as g:
         g.value = 5
@@ -539,6 +547,83 @@ def test_blocking_acquire_is_interruptible_by_signals(cls: str) -> None:
         "timed None 1 True",
         "acquired 2 0",
     ]
+
+
+# A Condvar waiter is notified, then blocks taking the mutex back while another
+# thread holds it; SIGINT arrives and KeyboardInterrupt ends that wait. The
+# waiter's guard must let go of the mutex: its `with` exit must neither release
+# the other thread's hold nor poison the mutex. Shared with test_checked_accel.py.
+RETAKE_INTERRUPTED_SCRIPT = """
+import importlib, linecache, signal, sys, threading, time
+from concurrency.backends._realthread import Condvar
+
+backend = importlib.import_module("concurrency.backends.{module}")
+m = backend.{cls}(0, name="m")
+cv = Condvar()
+main = threading.main_thread().ident
+main_done = threading.Event()
+
+def retaking():
+    # Whether the main thread is inside `guard._unpark()` in Condvar._wait.
+    frame = sys._current_frames().get(main)
+    while frame is not None:
+        line = linecache.getline(frame.f_code.co_filename, frame.f_lineno).strip()
+        if frame.f_code.co_name == "_wait" and line == "guard._unpark()":
+            return True
+        frame = frame.f_back
+    return False
+
+def notifier():
+    g = m.lock()  # only possible once the main thread has parked in its wait
+    cv.notify_all()
+    deadline = time.monotonic() + 30
+    while not retaking() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)  # let it reach the blocking acquire
+    signal.pthread_kill(main, signal.SIGINT)
+    main_done.wait(30)
+    print("other still holds", m.is_locked(), getattr(m, "_owner", me()) == me())
+    g.unlock()
+    print("other released", m.is_locked())
+
+def me():
+    return threading.get_ident()
+
+t = threading.Thread(target=notifier)
+try:
+    with m.lock() as g:
+        t.start()
+        cv.wait(g)
+    print("wait returned")
+except KeyboardInterrupt:
+    try:
+        g.value
+    except RuntimeError as exc:
+        print("guard released", "already released" in str(exc))
+    print("poisoned", m.is_poisoned())
+main_done.set()
+t.join(30)
+with m.lock() as g:
+    print("relocked", g.value)
+"""
+
+RETAKE_INTERRUPTED_OUTPUT = [
+    "guard released True",
+    "poisoned False",
+    "other still holds True True",
+    "other released False",
+    "relocked 0",
+]
+
+
+@pytest.mark.skipif(not hasattr(signal, "pthread_kill"), reason="needs signal.pthread_kill")
+@pytest.mark.parametrize("cls", ["PyMutex", pytest.param("Mutex", id="c")])
+def test_interrupted_condvar_retake_leaves_the_guard_released(cls: str) -> None:
+    if cls == "Mutex":
+        needs_accelerator()
+    done = run_python(RETAKE_INTERRUPTED_SCRIPT.format(module="fast", cls=cls))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == RETAKE_INTERRUPTED_OUTPUT
 
 
 # --------------------------------------------------------------------------- memory

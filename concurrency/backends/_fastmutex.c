@@ -1,13 +1,15 @@
-/* _fastmutex: the C accelerator behind the `fast` backend's Mutex.
+/* _fastmutex: the C accelerator behind the Mutex of the `fast` backend and
+   of the checked `threading` backend.
 
    `with m.lock(): ...` is three calls -- lock(), __enter__ and __exit__.  In
    pure Python each one runs a Python frame; here all three are C functions,
    so the uncontended path costs little more than `with threading.Lock(): ...`.
 
-   The two types defined here are *bases*: concurrency/backends/fast.py
-   subclasses them together with the facade classes (concurrency.sync.Mutex
-   and MutexGuard), so isinstance() against the facade holds while every
-   method the hot path calls is still the C one defined here.
+   The types defined here are *bases*: concurrency/backends/fast.py (and,
+   for the checked variants, threading.py) subclasses them together with the
+   facade classes (concurrency.sync.Mutex and MutexGuard), so isinstance()
+   against the facade holds while every method the hot path calls is still
+   the C one defined here.
 
    Semantics are those of the pure-Python fast.PyMutex / fast.PyMutexGuard:
 
@@ -17,7 +19,9 @@
      poison wins), and every later acquire releases the lock again and
      raises PoisonError through concurrency._errors.raise_poisoned();
    - a guard dropped without being released keeps the lock held, exactly
-     like the pure-Python guard (there is no release-on-finalize).
+     like the pure-Python guard (there is no release-on-finalize);
+   - a Condvar wait whose re-acquire is interrupted (a signal handler
+     raised) leaves the guard released, as it does not hold the lock.
 
    The lock itself is a PyThread_type_lock, the lock behind threading.Lock.
    Like CPython's Modules/_threadmodule.c, a blocking acquire first tries
@@ -29,10 +33,16 @@
    makes them consistent.  On a free-threaded build this single-phase module
    does not declare Py_mod_gil, so importing it turns the GIL back on.
 
+   CheckedMutex and CheckedMutexGuard, subclasses of the two, are the bases
+   of the checked `threading` backend's Mutex and MutexGuard: they also
+   record which thread holds the lock, and refuse re-locking by that thread
+   and releases by any other (see "checked variants" below).
+
    Cold paths call back into Python: timeout validation
    (concurrency._errors.check_timeout), the PoisonError
-   (concurrency._errors.raise_poisoned) and automatic names
-   (concurrency.backends._realthread.next_name). */
+   (concurrency._errors.raise_poisoned), automatic names
+   (concurrency.backends._realthread.next_name) and the checked variants'
+   errors (concurrency.backends.threading). */
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -845,14 +855,360 @@ static PyTypeObject MutexType = {
 };
 
 
+/* ------------------------------------------------------ checked variants */
+
+/* CheckedMutex and CheckedMutexGuard are the bases of the `threading`
+   backend's Mutex and MutexGuard (concurrency/backends/threading.py).  They
+   add the checks that backend makes, at the cost of one thread-ident read
+   and compare per call:
+
+   - lock() and try_lock_for() by the thread that already holds the mutex
+     raise RuntimeError instead of deadlocking; try_lock() returns None;
+   - unlock(), __exit__ and a Condvar wait on a guard by a thread other
+     than the one that acquired it raise RuntimeError, and the lock stays
+     held;
+   - the mutex records its holder, cleared while a Condvar waiter has it
+     parked and restored when the waiter takes it back.
+
+   The error messages are written in Python, in the checked backend
+   (_refuse_relock and _refuse_not_owner in concurrency.backends.threading);
+   only these cold paths call them. */
+
+static PyObject *refuse_relock_func = NULL;
+static PyObject *refuse_not_owner_func = NULL;
+
+#define CHECKED_MODULE "concurrency.backends.threading"
+
+/* Raise the re-locking error through _refuse_relock(mutex).  Always returns
+   NULL with an exception set. */
+static PyObject *
+refuse_relock(CheckedMutexObject *m)
+{
+    PyObject *func = python_helper(&refuse_relock_func, CHECKED_MODULE,
+                                   "_refuse_relock");
+    if (func == NULL) {
+        return NULL;
+    }
+    PyObject *result = PyObject_CallOneArg(func, (PyObject *)m);
+    if (result != NULL) {
+        Py_DECREF(result);
+        PyErr_SetString(PyExc_SystemError, "_refuse_relock() returned");
+    }
+    return NULL;
+}
+
+/* Raise the foreign-thread error through
+   _refuse_not_owner(action, lock_name, owner), where `action` says what was
+   attempted ("releasing", "waiting on <condvar> with").  Always returns NULL
+   with an exception set. */
+static PyObject *
+refuse_not_owner(CheckedGuardObject *g, PyObject *action)
+{
+    PyObject *func = python_helper(&refuse_not_owner_func, CHECKED_MODULE,
+                                   "_refuse_not_owner");
+    if (func == NULL) {
+        return NULL;
+    }
+    PyObject *result = PyObject_CallFunction(func, "OOk", action,
+                                             g->base.mutex->name, g->owner);
+    if (result != NULL) {
+        Py_DECREF(result);
+        PyErr_SetString(PyExc_SystemError, "_refuse_not_owner() returned");
+    }
+    return NULL;
+}
+
+/* The same for a release ("releasing a guard of ..."). */
+static PyObject *
+refuse_foreign_release(CheckedGuardObject *g)
+{
+    PyObject *action = PyUnicode_FromString("releasing");
+    if (action == NULL) {
+        return NULL;
+    }
+    refuse_not_owner(g, action);
+    Py_DECREF(action);
+    return NULL;
+}
+
+static inline CheckedMutexObject *
+checked_mutex(GuardObject *g)
+{
+    return (CheckedMutexObject *)g->mutex;
+}
+
+/* The lock was just taken by thread `me`: hand out a guard recording it as
+   the owner (or, if poisoned, release and raise, as new_guard does). */
+static PyObject *
+new_checked_guard(CheckedMutexObject *m, unsigned long me)
+{
+    PyObject *guard = new_guard(&m->base);
+    if (guard == NULL) {
+        return NULL;
+    }
+    m->owner = me;
+    ((CheckedGuardObject *)guard)->owner = me;
+    return guard;
+}
+
+PyDoc_STRVAR(checked_lock_doc,
+"lock() -> MutexGuard\n\
+\n\
+Block until the lock is free and return its guard; RuntimeError if this\n\
+thread already holds it (waiting would deadlock).");
+
+static PyObject *
+CheckedMutex_lock(CheckedMutexObject *self, PyObject *Py_UNUSED(ignored))
+{
+    unsigned long me = PyThread_get_thread_ident();
+    if (self->owner == me) {
+        return refuse_relock(self);
+    }
+    if (!try_acquire(&self->base) && acquire_timed(&self->base, -1) < 0) {
+        return NULL;
+    }
+    return new_checked_guard(self, me);
+}
+
+PyDoc_STRVAR(checked_try_lock_doc,
+"try_lock() -> MutexGuard | None\n\
+\n\
+The guard if the lock is free right now, else None (also when this thread\n\
+holds it: a try cannot deadlock).");
+
+static PyObject *
+CheckedMutex_try_lock(CheckedMutexObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (!try_acquire(&self->base)) {
+        Py_RETURN_NONE;
+    }
+    return new_checked_guard(self, PyThread_get_thread_ident());
+}
+
+PyDoc_STRVAR(checked_try_lock_for_doc,
+"try_lock_for(seconds) -> MutexGuard | None\n\
+\n\
+The guard if the lock frees up within `seconds`, else None; RuntimeError\n\
+if this thread already holds it.");
+
+static PyObject *
+CheckedMutex_try_lock_for(CheckedMutexObject *self, PyObject *seconds)
+{
+    unsigned long me = PyThread_get_thread_ident();
+    if (self->owner == me) {
+        return refuse_relock(self);
+    }
+    long long microseconds = timeout_microseconds(seconds);
+    if (microseconds < 0) {
+        return NULL;
+    }
+    int acquired = acquire_timed(&self->base, microseconds);
+    if (acquired < 0) {
+        return NULL;
+    }
+    if (!acquired) {
+        Py_RETURN_NONE;
+    }
+    return new_checked_guard(self, me);
+}
+
+/* `_owner`: the holding thread's ident, or None (for diagnostics). */
+static PyObject *
+CheckedMutex_get_owner(CheckedMutexObject *self, void *Py_UNUSED(closure))
+{
+    if (self->owner == 0) {
+        Py_RETURN_NONE;
+    }
+    return PyLong_FromUnsignedLong(self->owner);
+}
+
+static PyObject *
+CheckedGuard_exit(CheckedGuardObject *self, PyObject *const *args,
+                  Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_Format(PyExc_TypeError,
+                     "__exit__() takes exactly 3 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    MutexObject *m = self->base.mutex;
+    if (m == NULL) {
+        Py_RETURN_NONE;   /* released early with unlock() */
+    }
+    if (PyThread_get_thread_ident() != self->owner) {
+        return refuse_foreign_release(self);
+    }
+    ((CheckedMutexObject *)m)->owner = 0;
+    return exit_held(&self->base, m, args);
+}
+
+PyDoc_STRVAR(checked_unlock_doc,
+"unlock()\n\
+\n\
+Release now; only the thread that acquired the guard may, and only once.");
+
+static PyObject *
+CheckedGuard_unlock(CheckedGuardObject *self, PyObject *Py_UNUSED(ignored))
+{
+    MutexObject *m = self->base.mutex;
+    if (m == NULL) {
+        return guard_released();
+    }
+    if (PyThread_get_thread_ident() != self->owner) {
+        return refuse_foreign_release(self);
+    }
+    ((CheckedMutexObject *)m)->owner = 0;
+    self->base.mutex = NULL;
+    int err = release(m);
+    Py_DECREF(m);
+    if (err < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* Only the thread that acquired the guard may wait with it. */
+static PyObject *
+CheckedGuard_mutex_for_wait(CheckedGuardObject *self, PyObject *condvar)
+{
+    if (self->base.mutex == NULL) {
+        return guard_released();
+    }
+    if (PyThread_get_thread_ident() != self->owner) {
+        PyObject *name = PyObject_GetAttrString(condvar, "name");
+        if (name == NULL) {
+            return NULL;
+        }
+        PyObject *action = PyUnicode_FromFormat("waiting on %S with", name);
+        Py_DECREF(name);
+        if (action == NULL) {
+            return NULL;
+        }
+        refuse_not_owner(self, action);
+        Py_DECREF(action);
+        return NULL;
+    }
+    return Py_NewRef(self->base.mutex);
+}
+
+/* While parked the lock is free, so nobody holds the mutex. */
+static PyObject *
+CheckedGuard_park(CheckedGuardObject *self, PyObject *Py_UNUSED(ignored))
+{
+    if (self->base.mutex == NULL) {
+        return guard_released();
+    }
+    if (release(self->base.mutex) < 0) {
+        return NULL;
+    }
+    checked_mutex(&self->base)->owner = 0;
+    Py_RETURN_NONE;
+}
+
+/* Take the lock back after a wait, the guard's thread holding it again. */
+static PyObject *
+CheckedGuard_unpark(CheckedGuardObject *self, PyObject *Py_UNUSED(ignored))
+{
+    MutexObject *m = self->base.mutex;
+    if (m == NULL) {
+        return guard_released();
+    }
+    if (retake(&self->base, m) < 0) {
+        return NULL;
+    }
+    ((CheckedMutexObject *)m)->owner = self->owner;
+    if (m->poison != NULL) {
+        return raise_poisoned(m);
+    }
+    Py_RETURN_NONE;
+}
+
+/* `_owner`: the ident of the thread that acquired this guard. */
+static PyObject *
+CheckedGuard_get_owner(CheckedGuardObject *self, void *Py_UNUSED(closure))
+{
+    return PyLong_FromUnsignedLong(self->owner);
+}
+
+static PyMethodDef CheckedGuard_methods[] = {
+    {"__exit__", (PyCFunction)(void (*)(void))CheckedGuard_exit,
+     METH_FASTCALL, guard_exit_doc},
+    {"unlock", (PyCFunction)CheckedGuard_unlock, METH_NOARGS,
+     checked_unlock_doc},
+    {"_mutex_for_wait", (PyCFunction)CheckedGuard_mutex_for_wait, METH_O,
+     NULL},
+    {"_park", (PyCFunction)CheckedGuard_park, METH_NOARGS, NULL},
+    {"_unpark", (PyCFunction)CheckedGuard_unpark, METH_NOARGS, NULL},
+    {NULL, NULL}
+};
+
+static PyGetSetDef CheckedGuard_getset[] = {
+    {"_owner", (getter)CheckedGuard_get_owner, NULL,
+     "Ident of the thread that acquired this guard.", NULL},
+    {NULL}
+};
+
+PyDoc_STRVAR(checked_guard_doc,
+"A MutexGuard that only the thread which acquired it may release.");
+
+static PyTypeObject CheckedGuardType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "concurrency.backends._fastmutex.CheckedMutexGuard",
+    .tp_basicsize = sizeof(CheckedGuardObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = checked_guard_doc,
+    .tp_traverse = (traverseproc)Guard_traverse,
+    .tp_clear = (inquiry)Guard_clear,
+    .tp_methods = CheckedGuard_methods,
+    .tp_getset = CheckedGuard_getset,
+    .tp_base = &GuardType,
+};
+
+static PyMethodDef CheckedMutex_methods[] = {
+    {"lock", (PyCFunction)CheckedMutex_lock, METH_NOARGS, checked_lock_doc},
+    {"try_lock", (PyCFunction)CheckedMutex_try_lock, METH_NOARGS,
+     checked_try_lock_doc},
+    {"try_lock_for", (PyCFunction)CheckedMutex_try_lock_for, METH_O,
+     checked_try_lock_for_doc},
+    {NULL, NULL}
+};
+
+static PyGetSetDef CheckedMutex_getset[] = {
+    {"_owner", (getter)CheckedMutex_get_owner, NULL,
+     "Ident of the thread holding the lock, or None.", NULL},
+    {NULL}
+};
+
+PyDoc_STRVAR(checked_mutex_doc,
+"CheckedMutex(value=None, *, name=None)\n\
+\n\
+A Mutex that refuses re-locking by its holder and foreign releases.");
+
+static PyTypeObject CheckedMutexType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "concurrency.backends._fastmutex.CheckedMutex",
+    .tp_basicsize = sizeof(CheckedMutexObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = checked_mutex_doc,
+    .tp_traverse = (traverseproc)Mutex_traverse,
+    .tp_clear = (inquiry)Mutex_clear,
+    .tp_methods = CheckedMutex_methods,
+    .tp_getset = CheckedMutex_getset,
+    .tp_base = &MutexType,
+};
+
+
 /* ---------------------------------------------------------------- module */
 
 PyDoc_STRVAR(module_doc,
-"C base types for the `fast` backend's Mutex and MutexGuard.\n\
+"C base types for the Mutex and MutexGuard of the `fast` backend (Mutex,\n\
+MutexGuard) and of the checked `threading` backend (CheckedMutex,\n\
+CheckedMutexGuard).\n\
 \n\
-Not used directly: concurrency.backends.fast subclasses them together with\n\
-the facade classes.  A Mutex subclass names its guard class in the class\n\
-attribute `_guard_class` (a subclass of this module's MutexGuard).");
+Not used directly: the backends subclass them together with the facade\n\
+classes.  A Mutex subclass names its guard class in the class attribute\n\
+`_guard_class` (a subclass of this module's MutexGuard; of\n\
+CheckedMutexGuard for a CheckedMutex).");
 
 static struct PyModuleDef fastmutex_module = {
     PyModuleDef_HEAD_INIT,
@@ -864,15 +1220,20 @@ static struct PyModuleDef fastmutex_module = {
 PyMODINIT_FUNC
 PyInit__fastmutex(void)
 {
-    if (PyType_Ready(&GuardType) < 0 || PyType_Ready(&MutexType) < 0) {
+    if (PyType_Ready(&GuardType) < 0 || PyType_Ready(&MutexType) < 0
+        || PyType_Ready(&CheckedGuardType) < 0
+        || PyType_Ready(&CheckedMutexType) < 0) {
         return NULL;
     }
-    /* The C Mutex, used on its own, hands out C guards. */
+    /* The C Mutexes, used on their own, hand out C guards. */
     if (PyDict_SetItemString(MutexType.tp_dict, "_guard_class",
-                             (PyObject *)&GuardType) < 0) {
+                             (PyObject *)&GuardType) < 0
+        || PyDict_SetItemString(CheckedMutexType.tp_dict, "_guard_class",
+                                (PyObject *)&CheckedGuardType) < 0) {
         return NULL;
     }
     PyType_Modified(&MutexType);
+    PyType_Modified(&CheckedMutexType);
 
     PyObject *module = PyModule_Create(&fastmutex_module);
     if (module == NULL) {
@@ -880,7 +1241,11 @@ PyInit__fastmutex(void)
     }
     if (PyModule_AddObjectRef(module, "Mutex", (PyObject *)&MutexType) < 0
         || PyModule_AddObjectRef(module, "MutexGuard",
-                                 (PyObject *)&GuardType) < 0) {
+                                 (PyObject *)&GuardType) < 0
+        || PyModule_AddObjectRef(module, "CheckedMutex",
+                                 (PyObject *)&CheckedMutexType) < 0
+        || PyModule_AddObjectRef(module, "CheckedMutexGuard",
+                                 (PyObject *)&CheckedGuardType) < 0) {
         Py_DECREF(module);
         return NULL;
     }

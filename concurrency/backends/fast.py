@@ -123,7 +123,15 @@ class PyMutexGuard(sync.MutexGuard[Any]):
 
     def _unpark(self) -> None:
         mutex = self._mutex
-        mutex._acquire()
+        try:
+            mutex._acquire()
+        except BaseException:
+            # Interrupted (a signal handler raised): the lock was not taken back, so
+            # the guard lets go, and the `with` block's exit releases nothing. (A
+            # handler raising in the instant after acquire() returned would leave the
+            # lock taken and the guard let go; the C guard has no such window.)
+            self._mutex = None
+            raise
         if mutex._poison is not None:
             raise_poisoned(mutex)
 

@@ -8,6 +8,11 @@ It detects misuse instead of hanging or corrupting, and says what went wrong:
 - using a guard after it was released, and releasing it twice;
 - a `Condvar` used with two different mutexes.
 
+Its `Mutex` and `MutexGuard` come from the C accelerator (`_fastmutex.CheckedMutex`)
+whenever the `fast` backend's do (`ACCELERATED`), which keeps `with m.lock():`
+close to the cost of `with threading.Lock():`; otherwise they are the
+pure-Python `PyMutex` and `PyMutexGuard`, with the same checks and messages.
+
 `readerwriterlock.RWLockFair` is the baseline our `RwLock` is measured against
 (see `stress/bench_sync.py`); it has no upgradable reads, so it is not the base.
 """
@@ -16,9 +21,10 @@ from __future__ import annotations
 
 import threading
 from types import TracebackType
-from typing import Any
+from typing import Any, NoReturn
 
-from .._errors import raise_poisoned
+from .. import sync
+from .._errors import check_timeout, raise_poisoned
 from . import fast
 from ._realthread import (
     AtomicBool,
@@ -54,6 +60,17 @@ def _article(word: str) -> str:
     return "an" if word[0] in "aeiou" else "a"
 
 
+def _refuse_not_owner(action: str, lock_name: str, owner: int) -> NoReturn:
+    """Raise the error for `action` on a guard by a thread other than `owner`, its acquirer.
+
+    Shared by the checked guards written in Python and the C `CheckedMutexGuard`.
+    """
+    raise RuntimeError(
+        f"{action} a guard of {lock_name} from {threading.current_thread().name}, but "
+        f"it was acquired by {_thread_name(owner)}: only the owner may release it"
+    )
+
+
 class _Owned:
     """Mixin for checked guards: remembers the acquiring thread and refuses others."""
 
@@ -61,21 +78,35 @@ class _Owned:
     _owner: int
 
     def _check_owner(self, action: str, lock_name: str) -> None:
-        me = get_ident()
-        if me != self._owner:
-            raise RuntimeError(
-                f"{action} a guard of {lock_name} from {threading.current_thread().name}, but "
-                f"it was acquired by {_thread_name(self._owner)}: only the owner may release it"
-            )
+        if get_ident() != self._owner:
+            _refuse_not_owner(action, lock_name, self._owner)
 
 
 # --------------------------------------------------------------------------- Mutex
+#
+# `Mutex` and `MutexGuard` are the C `_fastmutex.CheckedMutex` and
+# `CheckedMutexGuard` (with the facade classes) when the accelerator is in use
+# (`fast.ACCELERATED`), else the pure-Python `PyMutex` and `PyMutexGuard` below,
+# which make the same checks with the same messages.
 
 
-class MutexGuard(_Owned, fast.PyMutexGuard):
+def _refuse_relock(mutex: Any) -> NoReturn:
+    """Raise the error for locking `mutex` again from the thread that holds it.
+
+    Shared by `PyMutex` and the C `CheckedMutex`.
+    """
+    raise RuntimeError(
+        f"{mutex.name} is already locked by this thread "
+        f"({threading.current_thread().name}); locking it again would deadlock"
+    )
+
+
+class PyMutexGuard(_Owned, fast.PyMutexGuard):
+    """The pure-Python checked guard: only its acquiring thread may release it."""
+
     __slots__ = ("_owner",)
 
-    def __init__(self, mutex: Mutex, owner: int) -> None:
+    def __init__(self, mutex: PyMutex, owner: int) -> None:
         self._mutex = mutex
         self._owner = owner
 
@@ -113,70 +144,104 @@ class MutexGuard(_Owned, fast.PyMutexGuard):
 
     def _unpark(self) -> None:
         mutex = self._mutex
-        mutex._acquire()
+        try:
+            mutex._acquire()
+        except BaseException:
+            # Interrupted (a signal handler raised): the lock was not taken back, so
+            # the guard lets go, and the `with` block's exit releases nothing. (A
+            # handler raising in the instant after acquire() returned would leave the
+            # lock taken and the guard let go; the C guard has no such window.)
+            self._mutex = None
+            raise
         mutex._owner = self._owner
         if mutex._poison is not None:
             raise_poisoned(mutex)
 
 
-_new_guard = MutexGuard.__new__
+_new_guard = PyMutexGuard.__new__
 
 
-class Mutex(fast.PyMutex):
+class PyMutex(fast.PyMutex):
+    """The pure-Python checked Mutex: records its holder to refuse re-locking."""
+
     __slots__ = ("_owner",)
 
     def __init__(self, value: Any = None, *, name: str | None = None) -> None:
         super().__init__(value, name=name)
         self._owner: int | None = None
 
-    def _check_not_held(self, me: int) -> None:
-        if self._owner == me:
-            raise RuntimeError(
-                f"{self.name} is already locked by this thread "
-                f"({threading.current_thread().name}); locking it again would deadlock"
-            )
-
-    def _guard(self, me: int) -> MutexGuard:
+    def _guard(self, me: int) -> PyMutexGuard:
         """Record the owner and hand out a guard (refusing if poisoned)."""
         if self._poison is not None:
             self._release()
             raise_poisoned(self)
         self._owner = me
-        guard = _new_guard(MutexGuard)
+        guard = _new_guard(PyMutexGuard)
         guard._mutex = self
         guard._owner = me
         return guard
 
-    def lock(self) -> MutexGuard:
+    def lock(self) -> PyMutexGuard:
         me = get_ident()
         if self._owner == me:
-            self._check_not_held(me)
+            _refuse_relock(self)
         self._acquire()
         if self._poison is not None:
             self._release()
             raise_poisoned(self)
         self._owner = me
-        guard = _new_guard(MutexGuard)
+        guard = _new_guard(PyMutexGuard)
         guard._mutex = self
         guard._owner = me
         return guard
 
-    def try_lock(self) -> MutexGuard | None:
+    def try_lock(self) -> PyMutexGuard | None:
         me = get_ident()
         if not self._acquire(False):
             return None
         return self._guard(me)
 
-    def try_lock_for(self, seconds: float) -> MutexGuard | None:
+    def try_lock_for(self, seconds: float) -> PyMutexGuard | None:
         me = get_ident()
-        self._check_not_held(me)
-        from .._errors import check_timeout
-
+        if self._owner == me:
+            _refuse_relock(self)
         timeout = check_timeout(seconds, "Mutex.try_lock_for", allow_none=False)
         assert timeout is not None
         if not self._acquire(True, timeout):
             return None
         return self._guard(me)
+
+
+def _accelerated_mutex() -> tuple[type[Any], type[Any]] | None:
+    """The C-accelerated checked (Mutex, MutexGuard) classes, or None to use the pure ones.
+
+    Used exactly when the `fast` backend uses its C classes (`fast.ACCELERATED`:
+    the module was compiled and `CONCURRENCY_PURE_PYTHON` is not 1). The C
+    types come first in the bases, so `with m.lock():` runs no Python frame.
+    """
+    if not fast.ACCELERATED:
+        return None
+    from . import _fastmutex  # type: ignore[attr-defined]
+
+    class MutexGuard(_fastmutex.CheckedMutexGuard, sync.MutexGuard[Any]):
+        __slots__ = ()
+        __qualname__ = "MutexGuard"
+
+    class Mutex(_fastmutex.CheckedMutex, sync.Mutex[Any]):
+        __slots__ = ()
+        __qualname__ = "Mutex"
+        _guard_class = MutexGuard
+
+    return Mutex, MutexGuard
+
+
+_ACCELERATED = _accelerated_mutex()
+ACCELERATED: bool = _ACCELERATED is not None
+"""True when `Mutex` and `MutexGuard` are the C-accelerated checked classes."""
+
+Mutex: type[Any]
+MutexGuard: type[Any]
+Mutex, MutexGuard = _ACCELERATED if _ACCELERATED is not None else (PyMutex, PyMutexGuard)
 
 
 # --------------------------------------------------------------------------- RwLock
