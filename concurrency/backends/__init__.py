@@ -10,7 +10,7 @@ itself in `execution_state`, and objects created there are scheduled by it.
 from __future__ import annotations
 
 import importlib
-import threading
+import threading as _stdlib_threading
 from types import ModuleType
 from typing import Any
 
@@ -19,7 +19,7 @@ from .._config import MODEL_STRATEGIES, backend_from_environment
 ACTIVE_BACKEND: str = backend_from_environment()
 
 
-class _ExecutionState(threading.local):
+class _ExecutionState(_stdlib_threading.local):
     """Per-OS-thread slot holding the model runtime that is executing here, if any."""
 
     runtime: Any = None
