@@ -25,19 +25,19 @@ with `python -m concurrency.examples.zoo --write` (a test keeps it current)::
     bug                      kind             dfs        pct     random  fix: dfs
     -----------------------------------------------------------------------------
     lost_update              exception      2 / 5     3 / 10     1 / 10         2
-    atomicity_violation      exception     3 / 10     3 / 25     1 / 40         2
+    atomicity_violation      exception     2 / 10     3 / 25     1 / 40         2
     order_violation          exception      2 / 5     1 / 10     2 / 10         1
-    lock_order_deadlock      deadlock       3 / 5     3 / 10     1 / 10         2
-    lost_wakeup              deadlock      2 / 10     3 / 40     1 / 20         3
-    double_checked_init      exception     4 / 20    29 / 40   14 / 200        20
+    lock_order_deadlock      deadlock       2 / 5     3 / 10     1 / 10         2
+    lost_wakeup              deadlock      2 / 10     3 / 40     1 / 20         2
+    double_checked_init      exception     3 / 20    29 / 40   14 / 200        16
     aba                      exception     2 / 40    6 / 100   82 / 500        89
-    upgrade_deadlock         deadlock      6 / 30     6 / 25     1 / 15         2
-    reply_mixup              exception      2 / 5     6 / 20     1 / 10        17
+    upgrade_deadlock         deadlock      3 / 30     6 / 25     1 / 15         2
+    reply_mixup              exception      2 / 5     6 / 20     1 / 10         4
     close_while_send         exception      1 / 5     3 / 10     1 / 25       180
     check_then_act           exception      2 / 5     3 / 10     1 / 10         2
-    semaphore_leak           deadlock      1 / 10     2 / 10     1 / 10        10
-    barrier_party_missing    deadlock   138 / 500      1 / 5      2 / 5       519
-    condvar_if               exception   21 / 100     6 / 50     1 / 50       119
+    semaphore_leak           deadlock      1 / 10     2 / 10     1 / 10         6
+    barrier_party_missing    deadlock    81 / 500      1 / 5      2 / 5       240
+    condvar_if               exception   13 / 100     6 / 50     1 / 50        68
     unjoined_thread          exception      2 / 5     3 / 30     1 / 15         2
     once_racing_set          exception      2 / 5      3 / 5      1 / 5         2
     poisoned_lock            poisoned       2 / 5     1 / 10     2 / 10         2

@@ -96,7 +96,76 @@ def readers_and_a_writer(seen: list[object]) -> None:
         seen.append(tuple(sorted(log.value)))
 
 
-PROGRAMS = [two_locks_and_a_counter, channel_fan_in, condvar_handoff, readers_and_a_writer]
+def condvar_wait_releases_the_mutex(seen: list[object]) -> None:
+    """The release inside `wait` is a step on the mutex (a review found it keyed on the condvar)."""
+    m = sync.Mutex(0, name="m")
+    cv = sync.Condvar(name="cv")
+
+    def prober() -> tuple[bool, int | None]:
+        guard = m.try_lock()
+        if guard is not None:
+            guard.unlock()
+            return (True, None)
+        with m.lock() as held:
+            return (False, held.value)  # 0: it got m while the main thread waited
+
+    with m.lock() as guard:
+        handle = thread.spawn(prober)
+        cv.wait_timeout(guard, 1.0)
+        guard.value = 1
+    seen.append(handle.join())
+
+
+def oncelock_publishes_in_its_own_step(seen: list[object]) -> None:
+    once = sync.OnceLock(name="once")
+    a, b = AtomicInt(0, name="a"), AtomicInt(0, name="b")
+
+    def init() -> int:
+        a.store(1)
+        b.store(1)
+        return 5
+
+    def observer() -> tuple[int, int | None]:
+        return (a.load(), once.get())
+
+    handle = thread.spawn(observer)
+    once.get_or_init(init)
+    seen.append(handle.join())
+
+
+def reads_are_scheduling_points(seen: list[object]) -> None:
+    permits = sync.Semaphore(1, name="permits")
+    gate = sync.Barrier(2, name="gate")
+
+    def holder() -> None:
+        with permits.acquire():
+            pass
+
+    def arriver() -> None:
+        try:
+            gate.wait(timeout=1.0)
+        except sync.BrokenBarrierError:
+            pass
+
+    with thread.scope() as scope:
+        scope.spawn(holder)
+        scope.spawn(arriver)
+        seen.append((permits.available(), gate.n_waiting))
+
+
+PROGRAMS = [two_locks_and_a_counter, channel_fan_in, condvar_handoff, readers_and_a_writer,
+            condvar_wait_releases_the_mutex, oncelock_publishes_in_its_own_step,
+            reads_are_scheduling_points]
+
+
+def test_the_review_cases_reach_every_outcome() -> None:
+    """Outcomes a review showed the reduction (or the model) used to miss."""
+    assert _outcomes(condvar_wait_releases_the_mutex, None)[0] == {(True, None), (False, 0),
+                                                                     (False, 1)}
+    assert _outcomes(oncelock_publishes_in_its_own_step, None)[0] == {(0, None), (0, 5),
+                                                                        (1, None), (1, 5)}
+    available = {permits for permits, _ in _outcomes(reads_are_scheduling_points, None)[0]}
+    assert available == {0, 1}
 
 
 def _outcomes(program: Callable[[list[object]], None], bound: int | None) -> tuple[set[object], int]:

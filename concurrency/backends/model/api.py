@@ -44,7 +44,7 @@ class Report:
     seed: int | None
     seconds: float
     steps: int
-    pruned: int = 0  # DFS executions cut short because they repeat one explored already
+    pruned: int = 0  # DFS runs cut short because they repeat an execution already explored
 
     def __str__(self) -> str:
         covered = ", the whole schedule space" if self.exhausted else ""
@@ -167,11 +167,15 @@ def check(
     executions = 0
     pruned = 0
     while True:
-        executions += 1
         execution = run_once(fn, explorer, max_steps)
         steps += execution.steps
-        pruned += execution.pruned
         more = explorer.finish_execution(len(execution.decisions))
+        if execution.pruned:  # a repeat cut short: not an execution of its own
+            pruned += 1
+            if not more:
+                break
+            continue
+        executions += 1
         if execution.failure is not None:
             ticker.tick(executions, force=ticker.last > ticker.started)
             raise _report(fn, execution, strategy=strategy, seed=seed, iteration=executions,

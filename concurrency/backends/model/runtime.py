@@ -99,6 +99,8 @@ class ModelThreadBase:
         "op",
         "ready",
         "result",
+        "spins",
+        "yield_mark",
         "yielded",
     )
 
@@ -116,6 +118,8 @@ class ModelThreadBase:
         self.deadline: float | None = None
         self.local = False
         self.yielded = False
+        self.spins = 0  # consecutive yields with no other thread run in between
+        self.yield_mark = -1
         self.op = "start"
         self.obj: Any = None
         self.finished = False
@@ -150,6 +154,7 @@ class Execution:
         self.strategy_error: Exception | None = None
         self._observe = strategy.observe if getattr(strategy, "tracks_steps", False) else None
         self.preemptions = 0
+        self.switches = 0  # times the processor passed to another thread
         self.fingerprint = 0
         self.failure: Failure | None = None
         self.tearing_down = False
@@ -181,6 +186,7 @@ class Execution:
 
     def _thread_main(self) -> None:
         thread = self.current
+        started_at = self.steps  # no other thread runs until this one reaches a point
         try:
             thread.result = thread.fn(*thread.args, **thread.kwargs)
         except GreenletExit:
@@ -189,6 +195,12 @@ class Execution:
             if self.tearing_down:
                 return  # unwound by _teardown (maybe wrapped, e.g. by a scope's group)
             thread.error = exc
+        if thread.id != 0 and self.steps == started_at:
+            # A thread that reached no point ran its whole life in its (decision-free)
+            # first step; its end is still observable by `is_finished` and `join(timeout)`.
+            # Any other thread ends within its last operation's step, which already
+            # interleaves with those observers.
+            self.point("exit", thread)
         thread.finished = True
         self.alive.remove(thread)
         if self.tracing:
@@ -231,7 +243,7 @@ class Execution:
         proceeded = ready is None or ready()
         if not proceeded and deadline is not None and deadline > self.clock:
             self.clock = deadline
-        if self.tracing:
+        if self.tracing and op != "exit":  # _thread_main records how the thread ended
             self._record(thread, op, obj, "" if proceeded else "timed out")
         return proceeded
 
@@ -273,8 +285,8 @@ class Execution:
             enabled.append(timed)
             enabled.sort(key=_thread_id)
             mask |= timed.bit
-        if yielded and yielded < len(enabled):
-            enabled = [thread for thread in enabled if not thread.yielded or thread is timed]
+        if yielded:
+            enabled = self._after_yields(enabled, yielded, timed)
         if len(enabled) == 1:
             chosen = enabled[0]
             if observe is not None and not self._observed(observe, chosen):
@@ -303,8 +315,25 @@ class Execution:
                 if self.tracing:
                     self._preempted_next = True
         chosen.yielded = False
+        if chosen is not self.running:
+            self.switches += 1
         self.current = self.running = chosen
         return chosen
+
+    @staticmethod
+    def _after_yields(enabled: list[Any], yielded: int, timed: Any) -> list[Any]:
+        """Threads that called `yield_now` let the others go first.
+
+        They give way to any ready thread that did not yield; to a pending timeout
+        only when they spin (yield again with no other thread run in between), so a
+        single yield never forces a timeout but a spin loop waiting on a sleeper ends.
+        """
+        ready_others = len(enabled) - yielded - (timed is not None)
+        if ready_others > 0:
+            return [t for t in enabled if not t.yielded or t is timed]
+        if timed is not None:
+            return [t for t in enabled if not (t.yielded and t.spins >= 2)]
+        return enabled
 
     _preempted_next = False
     closed = False  # set once run() has returned

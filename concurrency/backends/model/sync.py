@@ -162,9 +162,11 @@ class Mutex(_Modelled, sync.Mutex[Any]):
         return self._owner is not None
 
     def is_poisoned(self) -> bool:
+        self._rt.point("is_poisoned", self)
         return self._poison is not None
 
     def clear_poison(self) -> None:
+        self._rt.point("clear_poison", self)
         self._poison = None
 
     def __repr__(self) -> str:
@@ -446,9 +448,11 @@ class RwLock(_Modelled, sync.RwLock[Any]):
         self._holders[me.id] = "read"
 
     def is_poisoned(self) -> bool:
+        self._rt.point("is_poisoned", self)
         return self._poison is not None
 
     def clear_poison(self) -> None:
+        self._rt.point("clear_poison", self)
         self._poison = None
 
 
@@ -495,9 +499,10 @@ class Condvar(_Modelled, sync.Condvar):
         runtime = self._rt
         me = runtime.current
         runtime.point("wait", self)
-        mutex._owner = None
         waiter = _Waiter()
-        self._waiters.append(waiter)
+        self._waiters.append(waiter)  # registered before the release: no lost wakeup
+        runtime.point("unlock", mutex)  # the release is a step on the mutex, not the condvar
+        mutex._owner = None
         deadline = None if timeout is None else runtime.clock + timeout
         if not runtime.point("woken", self, waiter.is_notified, deadline):
             self._waiters.remove(waiter)
@@ -584,8 +589,12 @@ class OnceLock(_Modelled, sync.OnceLock[Any]):
         self._initializer = self._rt.current
         try:
             value = fn()
-        finally:
+        except BaseException:
+            self._rt.point("init_failed", self)  # clearing is a step on the cell
             self._initializer = None
+            raise
+        self._rt.point("init_done", self)  # publishing is a step on the cell
+        self._initializer = None
         self._value = value
         return value
 
@@ -655,10 +664,12 @@ class Barrier(_Modelled, sync.Barrier):
 
     @property
     def broken(self) -> bool:
+        self._rt.point("broken", self)
         return self._broken
 
     @property
     def n_waiting(self) -> int:
+        self._rt.point("n_waiting", self)
         return self._round.arrived
 
 
@@ -722,6 +733,7 @@ class Semaphore(_Modelled, sync.Semaphore):
         return self._take("try_acquire_for", True, timeout)
 
     def available(self) -> int:
+        self._rt.point("available", self)
         return self._permits
 
 
@@ -847,6 +859,8 @@ class Sender(sync.Sender[Any]):
     def send(self, value: Any) -> None:
         channel = self._channel
         runtime = channel._rt
+        if self._closed:  # this handle's own state: refused at once, as on real threads
+            raise Disconnected(f"send on a closed Sender of {channel.name}")
         runtime.point("send", channel, channel.has_room)
         if runtime.tracing:
             runtime.annotate(repr(value))
@@ -934,7 +948,9 @@ class Receiver(sync.Receiver[Any]):
 
     # Readiness protocol used by concurrency.lifecycle.wait_any.
     def _ready(self) -> bool:
-        return self._channel.can_recv()
+        channel = self._channel
+        channel._rt.point("poll", channel)
+        return channel.can_recv()
 
     def _add_waker(self, waker: Callable[[], None]) -> None:
         self._channel.wakers.append(waker)

@@ -67,7 +67,10 @@ def current() -> Any:
 def yield_now() -> None:
     """A scheduling point after which the other runnable threads go first."""
     runtime = _runtime()
-    runtime.current.yielded = True
+    me = runtime.current
+    me.spins = me.spins + 1 if me.yield_mark == runtime.switches else 1
+    me.yield_mark = runtime.switches
+    me.yielded = True
     runtime.point("yield_now", None)
 
 
