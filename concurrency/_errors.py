@@ -55,8 +55,13 @@ def raise_poisoned(lock: Any) -> NoReturn:
     raise PoisonError(lock.name, original) from original
 
 
+MAX_TIMEOUT = 1e9
+"""Longest wait in seconds (~31 years): longer ones, `inf` included, are capped to it, so
+they mean "effectively forever" instead of overflowing the OS timer."""
+
+
 def check_timeout(seconds: float | None, what: str, *, allow_none: bool = True) -> float | None:
-    """Validate a timeout argument: None (when allowed) or a finite number >= 0."""
+    """Validate a timeout argument: None (when allowed) or a number >= 0, capped at MAX_TIMEOUT."""
     if seconds is None:
         if allow_none:
             return None
@@ -65,7 +70,7 @@ def check_timeout(seconds: float | None, what: str, *, allow_none: bool = True) 
         raise TypeError(f"{what}: timeout must be a number of seconds, got {seconds!r}")
     if not seconds >= 0:  # also rejects NaN
         raise ValueError(f"{what}: timeout must be >= 0 seconds, got {seconds!r}")
-    return float(seconds)
+    return min(float(seconds), MAX_TIMEOUT)
 
 
 def report_unraisable(error: BaseException, message: str, source: object = None) -> None:

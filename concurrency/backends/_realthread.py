@@ -133,7 +133,9 @@ class Condvar(sync.Condvar):
         self.name = name or next_name("Condvar")
 
     def _bind(self, guard: Any) -> None:
-        mutex = guard._mutex_for_wait(self)
+        if not isinstance(guard, sync.MutexGuard):
+            raise TypeError(f"{self.name}.wait needs a MutexGuard, got {type(guard).__name__}")
+        mutex = guard._mutex_for_wait(self)  # type: ignore[attr-defined]  # backend guards
         if self._mutex is None:
             self._mutex = mutex
         elif self._mutex is not mutex:
@@ -306,11 +308,15 @@ class Barrier(sync.Barrier):
                 self._round = _Round()
                 self._queue.notify_all()
                 return sync.BarrierWaitResult(is_leader=True)
-            while not (current.done or current.broken):
-                if not self._queue.wait(self._lock, remaining(deadline)) and not (
-                    current.done or current.broken
-                ):
-                    self._break(current)
+            try:
+                while not (current.done or current.broken):
+                    if not self._queue.wait(self._lock, remaining(deadline)) and not (
+                        current.done or current.broken
+                    ):
+                        self._break(current)
+            except BaseException:  # interrupted: the others must not pass one short
+                self._break(current)
+                raise
             if current.broken:
                 raise BrokenBarrierError(f"{self.name} was broken while waiting")
             return sync.BarrierWaitResult(is_leader=False)
@@ -400,7 +406,8 @@ class Semaphore(sync.Semaphore):
         return self._take(None, False)
 
     def try_acquire_for(self, seconds: float) -> SemaphoreGuard | None:
-        return self._take(deadline_after(check_timeout(seconds, "Semaphore.try_acquire_for")), True)
+        timeout = check_timeout(seconds, "Semaphore.try_acquire_for", allow_none=False)
+        return self._take(deadline_after(timeout), True)
 
     def available(self) -> int:
         return self._permits

@@ -389,7 +389,11 @@ class UpgradableReadGuard(sync.UpgradableReadGuard[Any]):
 
     def upgrade(self) -> WriteGuard:
         rw = self._take()
-        rw._upgrade()
+        try:
+            rw._upgrade()
+        except BaseException:  # interrupted: still an upgradable reader, still this guard's
+            self._rw = rw
+            raise
         return rw._write_guard(rw)
 
     def __exit__(
@@ -675,6 +679,10 @@ class RwLock(sync.RwLock[Any]):
                     self._release_token_locked()
                     return False
                 self._drain_q.wait(self._state, left)
+        except BaseException:  # interrupted (KeyboardInterrupt): give the token back too
+            self._draining = False
+            self._release_token_locked()
+            raise
         finally:
             self._draining = False
         return True

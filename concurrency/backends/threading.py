@@ -294,7 +294,11 @@ class UpgradableReadGuard(_CheckedRwGuard, fast.UpgradableReadGuard):
 
     def upgrade(self) -> fast.WriteGuard:
         rw = self._checked_take()
-        guard = super().upgrade()
+        try:
+            guard = super().upgrade()
+        except BaseException:
+            rw._holders[self._owner] = "upgradable read"
+            raise
         rw._holders[self._owner] = "write"
         return guard
 

@@ -14,6 +14,7 @@ from typing import Any
 from .. import sync, thread
 from .._errors import check_timeout, report_unraisable
 from ._callbacks import run_all
+from ._locking import held_for_waiting
 from .token import CancellationToken
 
 __all__ = ["Service"]
@@ -150,7 +151,7 @@ class Service:
     def wait(self, timeout: float | None = None) -> bool:
         """Park until serving has ended; False if `timeout` seconds passed first."""
         timeout = check_timeout(timeout, "Service.wait")
-        with self._state.lock() as guard:
+        with held_for_waiting(self._state) as guard:
             if timeout is None:
                 self._ended.wait_while(guard, _serving)
                 return True

@@ -22,6 +22,7 @@ from .. import sync
 from .._errors import check_timeout
 from ..sync.atomic import AtomicBool
 from ._callbacks import run_all
+from ._locking import held_for_waiting
 
 __all__ = ["CancelGuard", "CancellationToken"]
 
@@ -106,7 +107,7 @@ class CancellationToken:
         timeout = check_timeout(timeout, "CancellationToken.wait")
         if self.is_cancelled():
             return True
-        with self._state.lock() as guard:
+        with held_for_waiting(self._state) as guard:
             if timeout is None:
                 self._cond.wait_while(guard, _still_active)
                 return True

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from .. import sync, thread
 from .._errors import check_timeout
 from ..sync.atomic import AtomicBool
+from ._locking import held_for_waiting
 
 __all__ = ["TaskTracker", "task_name"]
 
@@ -128,7 +129,7 @@ class TaskTracker:
 
     def _await_idle(self, timeout: float | None) -> tuple[bool, list[str]]:
         """Wait as `wait()` does; also return the names still running, read under the same lock."""
-        with self._state.lock() as guard:
+        with held_for_waiting(self._state) as guard:
             if timeout is None:
                 self._cond.wait_while(guard, _busy)
             else:
