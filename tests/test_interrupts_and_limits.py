@@ -116,7 +116,7 @@ def test_infinite_timeouts_mean_wait_as_long_as_needed() -> None:
 
 @concurrency.test(iterations=1)
 def test_timed_semaphore_acquire_needs_a_number() -> None:
-    with pytest.raises(TypeError, match="Semaphore.try_acquire_for"):
+    with pytest.raises(TypeError, match=r"Semaphore\.try_acquire_for"):
         sync.Semaphore(1).try_acquire_for(None)  # type: ignore[arg-type]
 
 
