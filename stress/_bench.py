@@ -221,3 +221,43 @@ def print_table(title: str, rows: Sequence[Row], settings: Settings,
         f"{verdicts.count('info')} info "
         "(cost = ours/baseline time; speed = times faster than baseline)"
     )
+
+
+# --------------------------------------------------------------------------- stress scenarios
+
+
+def add_hammer_options(parser: argparse.ArgumentParser, rounds: int) -> None:
+    """The options every stress script shares: backend, seed, rounds, switch interval."""
+    parser.add_argument("--backend", choices=("fast", "threading"), default="fast")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=rounds)
+    parser.add_argument(
+        "--switch-interval", type=float, default=5e-6,
+        help="sys.setswitchinterval for the run: tiny values make threads interleave often",
+    )
+
+
+def run_hammer(
+    script: str,
+    args: argparse.Namespace,
+    scenarios_for: Callable[[Any, int], Sequence[tuple[str, Callable[[], str]]]],
+) -> int:
+    """Run each round's scenarios on the chosen backend; print ok/FAIL lines; exit status."""
+    import importlib
+
+    module = importlib.import_module(f"concurrency.backends.{args.backend}")
+    sys.setswitchinterval(args.switch_interval)
+    failures = 0
+    for round_no in range(args.rounds):
+        for name, run in scenarios_for(module, args.seed + round_no):
+            start = time.perf_counter()
+            try:
+                detail = run()
+            except AssertionError as exc:
+                failures += 1
+                print(f"FAIL {args.backend} round {round_no + 1} {name}: {exc}")
+            else:
+                took = time.perf_counter() - start
+                print(f"ok   {args.backend} round {round_no + 1} {name}: {detail} ({took:.2f}s)")
+    print(f"{script}: {failures} failed" if failures else f"{script}: all checks held")
+    return 1 if failures else 0

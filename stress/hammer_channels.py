@@ -27,7 +27,6 @@ timeouts only turn a hang into a report.
 from __future__ import annotations
 
 import argparse
-import importlib
 import random
 import sys
 import threading
@@ -37,7 +36,7 @@ from functools import partial
 from types import ModuleType
 from typing import Any
 
-import _bench  # noqa: F401 - puts the checkout on sys.path
+import _bench  # also puts the checkout on sys.path
 
 from concurrency.sync import Disconnected, Empty
 
@@ -243,46 +242,27 @@ def scenario_close(module: ModuleType, bound: int | None, producers: int, seed: 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backend", choices=("fast", "threading"), default="fast")
+    _bench.add_hammer_options(parser, rounds=2)
     parser.add_argument("--producers", type=int, default=4)
     parser.add_argument("--messages", type=int, default=5_000, help="per producer")
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument(
-        "--switch-interval", type=float, default=5e-6,
-        help="sys.setswitchinterval for the run: tiny values make threads interleave often",
-    )
     args = parser.parse_args(argv)
     if args.producers < 1 or args.messages < 1 or args.rounds < 1:
         parser.error("--producers, --messages and --rounds must be >= 1")
-    module = importlib.import_module(f"concurrency.backends.{args.backend}")
-    sys.setswitchinterval(args.switch_interval)
-    failures = 0
-    for round_no in range(args.rounds):
-        seed = args.seed + round_no
-        scenarios: list[tuple[str, Callable[[], str]]] = []
+
+    def scenarios(module: ModuleType, seed: int) -> list[tuple[str, Callable[[], str]]]:
+        found: list[tuple[str, Callable[[], str]]] = []
         for bound in BOUNDS:
             messages = args.messages if bound != 0 else max(1, args.messages // 10)
-            scenarios.append(("deliver", partial(
+            found.append(("deliver", partial(
                 scenario_deliver, module, bound, args.producers, messages, seed)))
-            scenarios.append(("ping-pong", partial(scenario_ping_pong, module, bound, messages)))
+            found.append(("ping-pong", partial(scenario_ping_pong, module, bound, messages)))
             if bound is not None:
-                scenarios.append(("bounded", partial(
+                found.append(("bounded", partial(
                     scenario_bounded, module, bound, args.producers, messages)))
-            scenarios.append(("close", partial(scenario_close, module, bound, args.producers, seed)))
-        for name, run in scenarios:
-            start = time.perf_counter()
-            try:
-                detail = run()
-            except AssertionError as exc:
-                failures += 1
-                print(f"FAIL {args.backend} round {round_no + 1} {name}: {exc}")
-            else:
-                took = time.perf_counter() - start
-                print(f"ok   {args.backend} round {round_no + 1} {name} {detail} ({took:.2f}s)")
-    print(f"hammer_channels: {failures} failed" if failures else "hammer_channels: all checks held")
-    return 1 if failures else 0
+            found.append(("close", partial(scenario_close, module, bound, args.producers, seed)))
+        return found
 
+    return _bench.run_hammer("hammer_channels", args, scenarios)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -28,7 +28,6 @@ timeouts only turn a hang into a report.
 from __future__ import annotations
 
 import argparse
-import importlib
 import random
 import sys
 import threading
@@ -38,7 +37,7 @@ from functools import partial
 from types import ModuleType
 from typing import Any
 
-import _bench  # noqa: F401 - puts the checkout on sys.path
+import _bench  # also puts the checkout on sys.path
 
 from concurrency.sync import PoisonError
 
@@ -81,10 +80,6 @@ class Inside:
 
     def describe(self) -> str:
         return f"readers={self.readers} writers={self.writers} upgradable={self.upgradable}"
-
-
-def backend_module(name: str) -> ModuleType:
-    return importlib.import_module(f"concurrency.backends.{name}")
 
 
 def run_all(bodies: Sequence[Callable[[], None]], what: str, describe: Callable[[], str]) -> None:
@@ -325,42 +320,22 @@ def scenario_poison(module: ModuleType, threads: int) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backend", choices=("fast", "threading"), default="fast")
+    _bench.add_hammer_options(parser, rounds=3)
     parser.add_argument("--threads", type=int, default=6)
     parser.add_argument("--ops", type=int, default=20_000, help="operations per thread")
-    parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument(
-        "--switch-interval", type=float, default=5e-6,
-        help="sys.setswitchinterval for the run: tiny values make threads interleave often",
-    )
     args = parser.parse_args(argv)
     if args.threads < 2 or args.ops < 1 or args.rounds < 1:
         parser.error("--threads must be >= 2, --ops and --rounds >= 1")
-    module = backend_module(args.backend)
-    sys.setswitchinterval(args.switch_interval)
-    failures = 0
-    for round_no in range(args.rounds):
-        seed = args.seed + round_no
-        scenarios: list[tuple[str, Callable[[], str]]] = [
+
+    def scenarios(module: ModuleType, seed: int) -> list[tuple[str, Callable[[], str]]]:
+        return [
             ("mix", partial(scenario_mix, module, args.threads, args.ops, seed)),
             ("writer_not_starved", partial(scenario_writer_not_starved, module, args.threads, seed)),
             ("token_fifo", partial(scenario_token_fifo, module, seed)),
             ("poison", partial(scenario_poison, module, args.threads)),
         ]
-        for name, run in scenarios:
-            start = time.perf_counter()
-            try:
-                detail = run()
-            except AssertionError as exc:
-                failures += 1
-                print(f"FAIL {args.backend} round {round_no + 1} {name}: {exc}")
-            else:
-                took = time.perf_counter() - start
-                print(f"ok   {args.backend} round {round_no + 1} {name}: {detail} ({took:.2f}s)")
-    print(f"hammer_rwlock: {failures} failed" if failures else "hammer_rwlock: all checks held")
-    return 1 if failures else 0
 
+    return _bench.run_hammer("hammer_rwlock", args, scenarios)
 
 if __name__ == "__main__":
     sys.exit(main())
