@@ -1,0 +1,46 @@
+/* mutex.h: the Mutex's layout and the calls Condvar makes on it. */
+
+#ifndef CONCURRENCY_NATIVE_MUTEX_H
+#define CONCURRENCY_NATIVE_MUTEX_H
+
+#include "core.h"
+
+#define MUTEX_LOCKED 1   /* some guard holds the lock */
+#define MUTEX_PARKED 2   /* threads may be queued in `waiters` */
+
+typedef struct {
+    PyObject_HEAD
+    int state;                 /* MUTEX_LOCKED | MUTEX_PARKED (an atomic word) */
+    int checked;               /* the `threading` backend's checks are on */
+    unsigned long owner;       /* checked: the holding thread, or 0 */
+    cc_queue waiters;          /* threads parked in lock() (state section) */
+    PyObject *value;           /* the protected value */
+    PyObject *poison;          /* the exception that poisoned it, or NULL */
+    PyObject *name;            /* label for errors and repr */
+    PyTypeObject *guard_type;  /* class of the guards lock() hands out */
+} MutexObject;
+
+typedef struct {
+    PyObject_HEAD
+    MutexObject *mutex;        /* the mutex held, or NULL once released */
+    unsigned long owner;       /* the thread that acquired it */
+    PyObject *where;           /* checked: "file:line" of the acquire, or NULL */
+} MutexGuardObject;
+
+extern PyTypeObject cc_MutexType;
+extern PyTypeObject cc_MutexGuardType;
+
+/* For Condvar.wait*: the mutex `guard` holds, after checking that it is a
+   held native guard that this thread may wait with (borrowed; NULL with an
+   exception set otherwise).  `condvar_name` appears in the errors. */
+CC_HIDDEN MutexObject *cc_mutex_for_wait(PyObject *guard, PyObject *condvar_name);
+
+/* Let go of the lock while a Condvar waiter sleeps (the guard stays alive). */
+CC_HIDDEN void cc_mutex_release_for_wait(MutexObject *m);
+
+/* Take the lock back after a Condvar wait, whatever signal handlers raise
+   meanwhile (their exceptions are kept in *pending): the waiter always comes
+   back holding the mutex.  `owner` is restored as the holder. */
+CC_HIDDEN void cc_mutex_reacquire(MutexObject *m, unsigned long owner, PyObject **pending);
+
+#endif
