@@ -318,18 +318,33 @@ cc_checked_error(const char *func, PyObject *args)
     return NULL;
 }
 
-PyObject *
-cc_caller_location(void)
+void
+cc_location_here(cc_location *where)
 {
     PyFrameObject *frame = PyEval_GetFrame();   /* borrowed */
     if (frame == NULL) {
-        Py_RETURN_NONE;
+        where->code = NULL;
+        where->lasti = -1;
+        return;
     }
-    PyCodeObject *code = PyFrame_GetCode(frame);
-    PyObject *location = PyUnicode_FromFormat("%U:%d", code->co_filename,
-                                              PyFrame_GetLineNumber(frame));
-    Py_DECREF(code);
-    return location;
+    where->code = PyFrame_GetCode(frame);
+    where->lasti = PyFrame_GetLasti(frame);
+}
+
+void
+cc_location_clear(cc_location *where)
+{
+    Py_CLEAR(where->code);
+}
+
+PyObject *
+cc_location_text(const cc_location *where)
+{
+    if (where->code == NULL) {
+        return PyUnicode_FromString("an unknown place");
+    }
+    return PyUnicode_FromFormat("%U:%d", where->code->co_filename,
+                                PyCode_Addr2Line(where->code, where->lasti));
 }
 
 void

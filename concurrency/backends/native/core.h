@@ -250,8 +250,18 @@ CC_HIDDEN PyObject *cc_raise_poisoned(PyObject *lock);
    the exception it raised. */
 CC_HIDDEN PyObject *cc_checked_error(const char *func, PyObject *args);
 
-/* Where the calling Python code is (new reference to "file:line"), or None. */
-CC_HIDDEN PyObject *cc_caller_location(void);
+/* Where the calling Python code is, cheaply: its code object (new reference,
+   or NULL outside Python code) and instruction offset.  cc_location_text
+   turns it into "file:line" only when a message needs it. */
+typedef struct {
+    PyCodeObject *code;
+    int lasti;
+} cc_location;
+
+CC_HIDDEN void cc_location_here(cc_location *where);
+CC_HIDDEN void cc_location_clear(cc_location *where);
+/* "file:line" (new reference), or "an unknown place". */
+CC_HIDDEN PyObject *cc_location_text(const cc_location *where);
 
 /* Emit a ResourceWarning from a finalizer, keeping any exception in flight. */
 CC_HIDDEN void cc_warn_dropped(PyObject *source, const char *fmt, ...);

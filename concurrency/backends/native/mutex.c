@@ -194,10 +194,7 @@ new_guard(MutexObject *m, unsigned long me)
     }
     g->owner = me;
     if (m->checked) {
-        g->where = cc_caller_location();
-        if (g->where == NULL) {
-            PyErr_Clear();
-        }
+        cc_location_here(&g->where);
         cc_store_ulong(&m->owner, me);
     }
     g->mutex = (MutexObject *)Py_NewRef(m);
@@ -348,15 +345,16 @@ Guard_dealloc(MutexGuardObject *self)
     MutexObject *m = detach(self);
     if (m != NULL) {
         if (m->checked) {
+            PyObject *where = cc_location_text(&self->where);
             cc_warn_dropped((PyObject *)m,
-                            "a guard of %U acquired at %S was dropped while held; "
+                            "a guard of %S acquired at %S was dropped while held; "
                             "it was released now (use `with m.lock():` to release it "
-                            "where you mean to)",
-                            m->name, self->where != NULL ? self->where : Py_None);
+                            "where you mean to)", m->name, where != NULL ? where : Py_None);
+            Py_XDECREF(where);
         }
         release_held(m, NULL);
     }
-    Py_CLEAR(self->where);
+    cc_location_clear(&self->where);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 

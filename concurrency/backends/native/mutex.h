@@ -24,7 +24,7 @@ typedef struct {
     PyObject_HEAD
     MutexObject *mutex;        /* the mutex held, or NULL once released */
     unsigned long owner;       /* the thread that acquired it */
-    PyObject *where;           /* checked: "file:line" of the acquire, or NULL */
+    cc_location where;         /* checked: where it was acquired */
 } MutexGuardObject;
 
 extern PyTypeObject cc_MutexType;
