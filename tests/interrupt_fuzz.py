@@ -536,18 +536,23 @@ def barrier_scenario(shots: int, seed: int, parties: int = 4) -> Outcome:
     """Barrier.wait under interrupts: no party leaked, a clean round works afterwards."""
     barrier = sync.Barrier(parties)
     leaders: list[int] = []
+    stop = threading.Event()
 
     def step(worker: Worker) -> None:
         try:
             if barrier.wait().is_leader:
                 leaders.append(worker.index)
         except BrokenBarrierError:
+            # An interrupted party (or a timeout) broke the round for everyone: start over.
+            if not stop.is_set():
+                barrier.reset()
             time.sleep(0.001)
 
     def release() -> None:
         barrier.abort()
 
-    outcome = run_scenario("barrier", [step] * parties, shots=shots, seed=seed, release=release)
+    outcome = run_scenario("barrier", [step] * parties, shots=shots, seed=seed, release=release,
+                           stop=stop)
     barrier.reset()
     if barrier.n_waiting != 0:
         outcome.violated(f"{barrier.n_waiting} parties still counted as waiting after reset")
