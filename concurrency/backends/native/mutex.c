@@ -5,8 +5,11 @@
    single compare-and-swap each, with no state section.  Contended threads
    queue in `waiters` under the state section, after setting MUTEX_PARKED, so
    a releaser that sees MUTEX_PARKED takes the slow path and wakes one of
-   them; a woken thread competes again (no hand-off), and one that gives up
-   after being woken passes its wake-up on.
+   them; a woken thread competes again, and one that gives up after being
+   woken passes its wake-up on.  Barging keeps the lock busy, but could starve
+   a parked thread, so at most every FAIR_INTERVAL a contended release hands
+   the lock straight to the first waiter instead (eventual fairness, as in
+   parking_lot); a waiter handed the lock that then gives up releases it.
 
    Semantics:
    - every lock() returns a fresh guard; using it once released raises
@@ -23,6 +26,9 @@
 
 
 /* ------------------------------------------------------------ the raw lock */
+
+#define FAIR_INTERVAL 500000   /* ns between hand-offs to the longest waiter */
+#define HANDED_OVER 1          /* cc_waiter.ticket: the releaser gave us the lock */
 
 /* Take the lock if it is free (also while others are parked: they will look
    again).  1 if taken. */
@@ -61,6 +67,8 @@ take_or_queue(MutexObject *m, cc_waiter *w)
 
 /* A waiter stops waiting (timeout, exception): leave the queue, or, if a
    releaser woke it meanwhile, pass that wake-up on.  State section held. */
+static inline void release(MutexObject *m);
+
 static void
 settle_abandoned(MutexObject *m, cc_waiter *w)
 {
@@ -99,8 +107,25 @@ acquire_slow(MutexObject *m, cc_time deadline, PyObject **pending)
             ? cc_park_uninterruptible(&w, deadline, pending)
             : cc_park(&w, deadline);
         if (r == CC_PARK_WOKEN) {
+            if (w.ticket == HANDED_OVER) {
+                result = 1;        /* the releaser gave us the lock */
+                break;
+            }
             cc_waiter_rearm(&w);   /* the releaser took us out of the queue */
             continue;
+        }
+        int handed;
+        STATE_BEGIN(m)
+        handed = w.woken && w.ticket == HANDED_OVER;
+        STATE_END();
+        if (handed) {
+            if (r == CC_PARK_TIMEOUT) {
+                result = 1;        /* handed over just as time ran out: keep it */
+                break;
+            }
+            release(m);            /* leaving with an exception: pass the lock on */
+            result = -1;
+            break;
         }
         if (r == CC_PARK_TIMEOUT && try_take(m)) {
             r = CC_PARK_WOKEN;     /* freed just as time ran out: take it */
@@ -125,6 +150,28 @@ acquire_slow(MutexObject *m, cc_time deadline, PyObject **pending)
     return result;
 }
 
+/* The contended release: wake one parked thread to compete for the lock, or,
+   when the first waiter has had to wait long enough, hand it the lock. */
+static void
+release_slow(MutexObject *m)
+{
+    cc_time now = cc_now();
+    STATE_BEGIN(m)
+    cc_waiter *first = m->waiters.head;
+    if (first != NULL && now >= m->fair_at) {
+        m->fair_at = now + FAIR_INTERVAL;
+        cc_queue_remove(&m->waiters, first);
+        first->ticket = HANDED_OVER;
+        cc_store_int(&m->state, MUTEX_LOCKED | (m->waiters.count > 0 ? MUTEX_PARKED : 0));
+        cc_wake(first);
+    }
+    else {
+        cc_queue_wake_one(&m->waiters);
+        cc_store_int(&m->state, m->waiters.count > 0 ? MUTEX_PARKED : 0);
+    }
+    STATE_END();
+}
+
 /* Release the lock, waking one parked thread if there is one. */
 static inline void
 release(MutexObject *m)
@@ -132,10 +179,7 @@ release(MutexObject *m)
     if (cc_cas_int(&m->state, MUTEX_LOCKED, 0)) {
         return;
     }
-    STATE_BEGIN(m)
-    cc_queue_wake_one(&m->waiters);
-    cc_store_int(&m->state, m->waiters.count > 0 ? MUTEX_PARKED : 0);
-    STATE_END();
+    release_slow(m);
 }
 
 

@@ -14,6 +14,7 @@ typedef struct {
     int checked;               /* the `threading` backend's checks are on */
     unsigned long owner;       /* checked: the holding thread, or 0 */
     cc_queue waiters;          /* threads parked in lock() (state section) */
+    cc_time fair_at;           /* next contended release that hands the lock over */
     PyObject *value;           /* the protected value */
     PyObject *poison;          /* the exception that poisoned it, or NULL */
     PyObject *name;            /* label for errors and repr */
