@@ -14,6 +14,7 @@ from typing import Any
 from .. import sync, thread
 from .._errors import check_timeout, report_unraisable
 from ._callbacks import run_all
+from ._fdwait import main_thread_wait, uses_fd_waits
 from ._locking import held_for_waiting
 from .token import CancellationToken
 
@@ -23,12 +24,13 @@ CloseCallback = Callable[[BaseException | None], Any]
 
 
 class _ServiceState:
-    __slots__ = ("error", "handle", "serving")
+    __slots__ = ("error", "handle", "serving", "wakers")
 
     def __init__(self) -> None:
         self.serving = False  # serve() or its on_close callbacks are still running
         self.handle: thread.JoinHandle[None] | None = None
         self.error: BaseException | None = None  # what the last serve() raised
+        self.wakers: list[Callable[[], None]] = []  # main-thread waits on descriptors
 
 
 def _serving(state: _ServiceState) -> bool:
@@ -130,6 +132,25 @@ class Service:
             guard.value.serving = False
             guard.value.error = error
             self._ended.notify_all()
+            wakers = list(guard.value.wakers)
+        for waker in wakers:
+            waker()
+
+    def _has_ended(self, handle: thread.JoinHandle[None] | None = None) -> bool:
+        """Serving has ended (when `handle` is given: the run on that thread has)."""
+        with held_for_waiting(self._state) as guard:
+            state = guard.value
+            return not state.serving or (handle is not None and state.handle is not handle)
+
+    def _add_end_waker(self, waker: Callable[[], None]) -> None:
+        with self._state.lock() as guard:
+            guard.value.wakers.append(waker)
+
+    def _remove_end_waker(self, waker: Callable[[], None]) -> None:
+        with self._state.lock() as guard:
+            wakers = guard.value.wakers
+            if waker in wakers:
+                wakers.remove(waker)
 
     def stop(self) -> None:
         """Cancel `self.token` and wait for `serve()` to end (idempotent).
@@ -143,14 +164,25 @@ class Service:
         token.cancel()
         if handle is None or getattr(self._inside, "serving", False):
             return
+        if uses_fd_waits():  # the main thread: first a wait that signal handlers can interrupt
+            main_thread_wait(
+                lambda: self._has_ended(handle), self._add_end_waker, self._remove_end_waker, None
+            )
         handle.join()  # serve()'s outcome was caught on its thread: this never raises it
         with self._state.lock() as guard:
             if guard.value.handle is handle:
                 guard.value.handle = None
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Park until serving has ended; False if `timeout` seconds passed first."""
+        """Park until serving has ended; False if `timeout` seconds passed first.
+
+        On the main thread it parks on file descriptors, so signal handlers
+        run during the wait (see `CancellationToken.wait`).
+        """
         timeout = check_timeout(timeout, "Service.wait")
+        on_fds = main_thread_wait(self._has_ended, self._add_end_waker, self._remove_end_waker, timeout)
+        if on_fds is not None:
+            return on_fds
         with held_for_waiting(self._state) as guard:
             if timeout is None:
                 self._ended.wait_while(guard, _serving)

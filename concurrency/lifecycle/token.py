@@ -22,6 +22,7 @@ from .. import sync
 from .._errors import check_timeout
 from ..sync.atomic import AtomicBool
 from ._callbacks import run_all
+from ._fdwait import main_thread_wait
 from ._locking import held_for_waiting
 
 __all__ = ["CancelGuard", "CancellationToken"]
@@ -103,10 +104,21 @@ class CancellationToken:
         return False
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Park until cancelled; True if cancelled, False if `timeout` seconds passed first."""
+        """Park until cancelled; True if cancelled, False if `timeout` seconds passed first.
+
+        On the main thread (outside a model execution) it parks on file
+        descriptors, so a signal's Python handler runs at once even on
+        free-threaded CPython, where a blocked lock acquire may not let it run:
+        see `concurrency.lifecycle._fdwait`. If the application already owns
+        the signal wake-up fd (`signal.set_wakeup_fd`), it parks on the condvar
+        as other threads do.
+        """
         timeout = check_timeout(timeout, "CancellationToken.wait")
         if self.is_cancelled():
             return True
+        on_fds = main_thread_wait(self.is_cancelled, self._add_waker, self._remove_waker, timeout)
+        if on_fds is not None:
+            return on_fds
         with held_for_waiting(self._state) as guard:
             if timeout is None:
                 self._cond.wait_while(guard, _still_active)

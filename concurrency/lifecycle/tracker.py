@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from .. import sync, thread
 from .._errors import check_timeout
 from ..sync.atomic import AtomicBool
+from ._fdwait import main_thread_wait
 from ._locking import held_for_waiting
 
 __all__ = ["TaskTracker", "task_name"]
@@ -123,14 +124,23 @@ class TaskTracker:
             return guard.value.closed
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Park until closed and empty; False if `timeout` seconds passed first."""
+        """Park until closed and empty; False if `timeout` seconds passed first.
+
+        On the main thread it parks on file descriptors, so signal handlers
+        run during the wait (see `CancellationToken.wait`).
+        """
         idle, _ = self._await_idle(check_timeout(timeout, "TaskTracker.wait"))
         return idle
 
     def _await_idle(self, timeout: float | None) -> tuple[bool, list[str]]:
         """Wait as `wait()` does; also return the names still running, read under the same lock."""
+        waited = None
+        if not self._idle.load():
+            waited = main_thread_wait(self._ready, self._add_waker, self._remove_waker, timeout)
         with held_for_waiting(self._state) as guard:
-            if timeout is None:
+            if waited is not None:
+                pass  # the main thread waited on descriptors: only read the outcome
+            elif timeout is None:
                 self._cond.wait_while(guard, _busy)
             else:
                 self._cond.wait_timeout_while(guard, timeout, _busy)

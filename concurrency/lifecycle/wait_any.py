@@ -34,6 +34,7 @@ from typing import Any, Protocol
 
 from .. import sync
 from .._errors import check_timeout
+from ._fdwait import main_thread_wait
 
 __all__ = ["AllOf", "AnyOf", "Waitable", "wait_any"]
 
@@ -109,6 +110,8 @@ def wait_any(*waitables: Any, timeout: float | None = None) -> list[Any]:
 
     Returns an empty list when `timeout` seconds pass first (`timeout=0`
     only checks). Nothing is consumed: a ready `Receiver` still holds its message.
+    On the main thread it parks on file descriptors, so signal handlers run
+    during the wait (see `CancellationToken.wait`).
     """
     if not waitables:
         raise ValueError("wait_any() needs at least one waitable")
@@ -118,7 +121,32 @@ def wait_any(*waitables: Any, timeout: float | None = None) -> list[Any]:
     ready = _ready_among(waitables)
     if ready or timeout == 0:
         return ready
+    on_fds = _wait_on_fds(waitables, timeout)
+    if on_fds is not None:
+        return on_fds
     return _Waiter(waitables).wait(timeout)
+
+
+def _wait_on_fds(waitables: tuple[Waitable, ...], timeout: float | None) -> list[Any] | None:
+    """The main thread's wait: on descriptors (see `_fdwait`); None if it cannot."""
+    found: list[Any] = []
+
+    def any_ready() -> bool:
+        found[:] = _ready_among(waitables)
+        return bool(found)
+
+    def add_waker(waker: Callable[[], None]) -> None:
+        for waitable in waitables:
+            waitable._add_waker(waker)
+
+    def remove_waker(waker: Callable[[], None]) -> None:
+        for waitable in waitables:
+            waitable._remove_waker(waker)
+
+    waited = main_thread_wait(any_ready, add_waker, remove_waker, timeout)
+    if waited is None:
+        return None
+    return found if waited else []
 
 
 def _ready_among(waitables: tuple[Waitable, ...]) -> list[Any]:
