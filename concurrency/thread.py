@@ -91,16 +91,39 @@ class Scope:
         return handle
 
     def _join_all(self) -> list[BaseException]:
-        """Join every thread; return the exceptions nobody observed through `join`."""
+        """Join every thread; return the exceptions nobody observed through `join`.
+
+        An exception that interrupts the waiting itself (Ctrl-C, pytest-timeout)
+        while the thread still runs is not the thread's: it propagates at once,
+        and the threads still running are left running.
+        """
         unobserved = []
         for handle in self._handles:
             already_joined = handle._joined  # type: ignore[attr-defined]
             try:
                 handle.join()
             except BaseException as exc:
+                if not _raised_by_thread(handle, exc):
+                    raise
                 if not already_joined:
                     unobserved.append(exc)
         return unobserved
+
+
+def _raised_by_thread(handle: JoinHandle[Any], exc: BaseException) -> bool:
+    """Whether `exc`, raised by `handle.join()`, is the thread's own exception.
+
+    Anything else interrupted the wait (Ctrl-C, pytest-timeout), possibly just as
+    the thread finished. A finished thread's `join` re-raises its own exception
+    at once, so joining it again tells the two apart.
+    """
+    if not handle.is_finished():
+        return False
+    try:
+        handle.join(0)
+    except BaseException as own:
+        return own is exc
+    return False
 
 
 @contextmanager
@@ -108,7 +131,9 @@ def scope() -> Iterator[Scope]:
     """Structured threads: leaving the block joins every thread spawned in it.
 
     Exceptions of threads not joined explicitly, and of the block itself, are
-    raised together as one `ExceptionGroup` once every thread has finished.
+    raised together as one `ExceptionGroup` once every thread has finished. An
+    exception that interrupts the joining (Ctrl-C) is never swallowed: it stops
+    the waiting and propagates as itself, leaving unfinished threads running.
     """
     spawner = Scope()
     body_error: BaseException | None = None

@@ -105,9 +105,13 @@ CASES = {
     """,
     "rwlock-read": """
         rw = sync.RwLock(0)
-        w = rw.write()
+        entered, leave = threading.Event(), threading.Event()
+        def writer():
+            with rw.write():
+                entered.set(); leave.wait()
+        w = in_thread(writer); entered.wait()
         assert interrupted(rw.read)
-        w.unlock()
+        leave.set(); w.join(10)
         g = rw.try_write()
         assert g is not None, "an interrupted read() leaked a reader count"
         g.unlock()
@@ -130,12 +134,13 @@ CASES = {
     """,
     "mutex-lock": """
         m = sync.Mutex(0)
-        g = m.lock()
+        entered = threading.Event()
         def hold_then_release():
-            time.sleep(0.6); g.unlock()
-        in_thread(hold_then_release)
+            with m.lock():
+                entered.set(); time.sleep(0.6)
+        t = in_thread(hold_then_release); entered.wait()
         assert interrupted(m.lock)
-        time.sleep(0.8)
+        t.join(10)
         assert not m.is_locked(), "an interrupted lock() kept or leaked the lock"
     """,
     "dropped-guards": """

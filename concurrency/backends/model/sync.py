@@ -259,6 +259,13 @@ class UpgradableReadGuard(_RwGuard, sync.UpgradableReadGuard[Any]):
         self._take("releasing")._release_upgradable(self._owner, None)
 
     def upgrade(self) -> WriteGuard:
+        rw = self._held()
+        if self._owner is rw._rt.current and len(rw._holders.get(self._owner.id, ())) > 1:
+            raise RuntimeError(
+                f"{rw.name}: {self._owner.name} asks to upgrade while it also holds a read "
+                "guard; upgrade() waits for every reader to leave, so it would deadlock: "
+                "release the read guard first"
+            )
         rw = self._take("upgrading")
         rw._upgrade(self._owner)
         return WriteGuard(rw, self._owner)
@@ -295,7 +302,8 @@ class RwLock(_Modelled, sync.RwLock[Any]):
         self._upgradable: Any = None
         self._upgrading = False
         self._writers_waiting = 0
-        self._holders: dict[int, str] = {}
+        # Thread id -> modes of the guards it holds (several only through try_*).
+        self._holders: dict[int, list[str]] = {}
 
     # -- readiness ---------------------------------------------------------------------
 
@@ -316,8 +324,9 @@ class RwLock(_Modelled, sync.RwLock[Any]):
     def _enter(self, mode: str) -> Any:
         """Refuse a blocking or timed acquire by a thread that already holds the lock."""
         me = self._rt.current
-        held = self._holders.get(me.id)
-        if held is not None:
+        modes = self._holders.get(me.id)
+        if modes:
+            held = modes[0]
             raise RuntimeError(
                 f"{self.name}: {me.name} asks for a {mode} guard while it already holds a "
                 f"{held} guard; that can deadlock (a waiting writer blocks new readers)"
@@ -327,7 +336,7 @@ class RwLock(_Modelled, sync.RwLock[Any]):
     def _admit(self, me: Any, mode: str) -> None:
         if self._poison is not None:
             raise_poisoned(self)
-        self._holders[me.id] = mode
+        self._holders.setdefault(me.id, []).append(mode)
         if mode == "read":
             self._readers += 1
         elif mode == "write":
@@ -337,12 +346,13 @@ class RwLock(_Modelled, sync.RwLock[Any]):
 
     def _acquire(self, op: str, mode: str, ready: Callable[[], bool], blocking: bool,
                  timeout: float | None) -> Any:
-        """Shared path of read/upgradable: one point, then admit (or None)."""
+        """Shared path of read/upgradable: one point, then admit (or None).
+
+        A try_* never waits, so it cannot deadlock: it reports the lock's state even
+        to a thread that already holds a guard of it.
+        """
         runtime = self._rt
-        if not blocking and runtime.current.id in self._holders:
-            runtime.point(op, self)  # a try_* cannot deadlock: it finds the lock taken
-            return None
-        me = self._enter(mode)
+        me = runtime.current if not blocking else self._enter(mode)
         if not blocking:
             runtime.point(op, self)
             if not ready():
@@ -410,24 +420,30 @@ class RwLock(_Modelled, sync.RwLock[Any]):
 
     # -- release and conversion ------------------------------------------------------------
 
+    def _forget(self, me: Any, mode: str) -> None:
+        modes = self._holders[me.id]
+        modes.remove(mode)
+        if not modes:
+            del self._holders[me.id]
+
     def _release_read(self, me: Any) -> None:
         self._rt.point("read_unlock", self)
         self._readers -= 1
-        del self._holders[me.id]
+        self._forget(me, "read")
 
     def _release_write(self, me: Any, exc: BaseException | None) -> None:
         self._rt.point("write_unlock", self)
         if exc is not None and self._poison is None:
             self._poison = exc
         self._writer = None
-        del self._holders[me.id]
+        self._forget(me, "write")
 
     def _release_upgradable(self, me: Any, exc: BaseException | None) -> None:
         self._rt.point("upgradable_unlock", self)
         if exc is not None and self._poison is None:
             self._poison = exc
         self._upgradable = None
-        del self._holders[me.id]
+        self._forget(me, "upgradable read")
 
     def _upgrade(self, me: Any) -> None:
         runtime = self._rt
@@ -439,13 +455,15 @@ class RwLock(_Modelled, sync.RwLock[Any]):
             self._upgrading = False
         self._upgradable = None
         self._writer = me
-        self._holders[me.id] = "write"
+        self._forget(me, "upgradable read")
+        self._holders.setdefault(me.id, []).append("write")
 
     def _downgrade(self, me: Any) -> None:
         self._rt.point("downgrade", self)
         self._writer = None
         self._readers += 1
-        self._holders[me.id] = "read"
+        self._forget(me, "write")
+        self._holders.setdefault(me.id, []).append("read")
 
     def is_poisoned(self) -> bool:
         self._rt.point("is_poisoned", self)
@@ -822,9 +840,18 @@ class AtomicRef(_Cell, atomic.AtomicRef[Any]):
 # --------------------------------------------------------------------------- channels
 
 
+class _Offer:
+    """A message offered through a rendezvous; `taken` once a receiver has it."""
+
+    __slots__ = ("taken", "value")
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+        self.taken = False
+
+
 class _Channel(_Modelled):
-    __slots__ = ("_rt", "bound", "items", "name", "receiver_closed", "senders_open", "sent",
-                 "taken", "wakers")
+    __slots__ = ("_rt", "bound", "items", "name", "receiver_closed", "senders_open", "wakers")
 
     def __init__(self, bound: int | None, name: str | None) -> None:
         self._setup("channel", name)
@@ -832,8 +859,6 @@ class _Channel(_Modelled):
         self.items: deque[Any] = deque()
         self.senders_open = 1
         self.receiver_closed = False
-        self.sent = 0
-        self.taken = 0
         self.wakers: list[Callable[[], None]] = []
 
     def has_room(self) -> bool:
@@ -861,25 +886,37 @@ class Sender(sync.Sender[Any]):
         runtime = channel._rt
         if self._closed:  # this handle's own state: refused at once, as on real threads
             raise Disconnected(f"send on a closed Sender of {channel.name}")
-        runtime.point("send", channel, channel.has_room)
+        runtime.point("send", channel, self._may_send)
         if runtime.tracing:
             runtime.annotate(repr(value))
+        self._check_open()
+        if channel.bound != 0:
+            channel.items.append(value)
+            channel.wake()
+            return
+        offer = _Offer(value)  # a rendezvous: wait until a receiver took it
+        channel.items.append(offer)
+        channel.wake()
+
+        def settled() -> bool:
+            return offer.taken or self._closed or channel.receiver_closed
+
+        runtime.point("send_handoff", channel, settled)
+        if not offer.taken:  # withdrawn: nobody will receive it
+            if offer in channel.items:
+                channel.items.remove(offer)
+            self._check_open()
+
+    def _may_send(self) -> bool:
+        """Room in the channel, or a reason to raise (this Sender or the receiver closed)."""
+        return self._closed or self._channel.has_room()
+
+    def _check_open(self) -> None:
+        channel = self._channel
         if self._closed:
             raise Disconnected(f"send on a closed Sender of {channel.name}")
         if channel.receiver_closed:
             raise Disconnected(f"send on {channel.name}: its receiver is closed")
-        channel.items.append(value)
-        channel.wake()
-        if channel.bound == 0:
-            channel.sent += 1
-            ticket = channel.sent
-
-            def taken() -> bool:
-                return channel.taken >= ticket or channel.receiver_closed
-
-            runtime.point("send_handoff", channel, taken)
-            if channel.taken < ticket:
-                raise Disconnected(f"send on {channel.name}: its receiver closed")
 
     def clone(self) -> Sender:
         if self._closed:
@@ -910,8 +947,10 @@ class Receiver(sync.Receiver[Any]):
         if channel.receiver_closed:
             raise Disconnected(f"recv on a closed Receiver of {channel.name}")
         if channel.items:
-            channel.taken += 1
             value = channel.items.popleft()
+            if channel.bound == 0:
+                value.taken = True
+                value = value.value
             if channel._rt.tracing:
                 channel._rt.annotate(f"-> {value!r}")
             return value
