@@ -52,15 +52,26 @@ def test_reacquiring_a_held_rwlock_raises(held: str, asked: str) -> None:
         pass
 
 
-@pytest.mark.parametrize("held", ["read", "write", "upgradable_read"])
+@pytest.mark.parametrize(
+    ("held", "readable", "upgradable"),
+    [("read", True, True), ("write", False, False), ("upgradable_read", True, False)],
+)
 @concurrency.test(backends=CHECKED, iterations=1)
-def test_try_acquire_by_the_holder_finds_it_taken(held: str) -> None:
-    """A try_* cannot deadlock, so the checked backend answers it instead of raising."""
+def test_try_acquire_by_the_holder_reports_the_state(
+    held: str, readable: bool, upgradable: bool
+) -> None:
+    """A try_* cannot deadlock, so the checked backend answers it from the lock's state."""
     rw = sync.RwLock(0)
     with getattr(rw, held)():
         assert rw.try_write() is None
-        assert rw.try_upgradable_read() is None
-        assert rw.try_read() is None
+        second = rw.try_upgradable_read()
+        assert (second is not None) == upgradable
+        if second is not None:
+            second.unlock()
+        reader = rw.try_read()
+        assert (reader is not None) == readable
+        if reader is not None:
+            reader.unlock()
     m = sync.Mutex(0)
     with m.lock():
         assert m.try_lock() is None

@@ -90,11 +90,12 @@ static PyTypeObject ReceiverType;
 
 /* ------------------------------------------------------------- parking */
 
-#ifndef _WIN32
+#ifdef _WIN32
+#  include <windows.h>
+#  define CC_YIELD() SwitchToThread()
+#else
 #  include <sched.h>
 #  define CC_YIELD() sched_yield()
-#else
-#  define CC_YIELD() SwitchToThread()
 #endif
 
 #ifndef SPIN_ROUNDS
@@ -258,6 +259,20 @@ ring_pop(ChannelObject *ch)
         ch->head = 0;
     }
     return value;
+}
+
+/* Put `value` (its reference goes to the ring) back in front.  State section
+   held. -1 out of memory. */
+static inline int
+ring_push_front(ChannelObject *ch, PyObject *value)
+{
+    if (ch->len == ch->cap && ring_grow(ch) < 0) {
+        return -1;
+    }
+    ch->head = (ch->head - 1) & (ch->cap - 1);
+    ch->ring[ch->head] = value;
+    ch->len++;
+    return 0;
 }
 
 /* The ring's contents, moved out so they can be dropped after the section. */
@@ -710,6 +725,7 @@ typedef enum {
     RECV_CLOSED,         /* the Receiver is closed */
     RECV_TIMEOUT,
     RECV_INTERRUPTED,    /* a message waits, but so does an asynchronous exception */
+    RECV_ERROR,          /* an exception is set */
 } recv_outcome;
 
 /* Whether a recv would return at once.  State section held. */
@@ -787,22 +803,21 @@ recv_failed(ChannelObject *ch, recv_outcome outcome)
     return NULL;
 }
 
-/* Park until a message, a disconnect, `deadline` or an interrupt.  A recv
-   that raises has taken nothing. */
-static PyObject *
-recv_slow(ChannelObject *ch, cc_time deadline, PyThreadState *ts)
+/* Park until a message, a disconnect, `deadline` or an interrupt
+   (RECV_ERROR).  A recv that raises has taken nothing. */
+static recv_outcome
+recv_slow(ChannelObject *ch, cc_time deadline, PyThreadState *ts, PyObject **value)
 {
     cc_waiter w;
     if (cc_waiter_init(&w, 0) < 0) {
-        return NULL;
+        return RECV_ERROR;
     }
-    PyObject *value = NULL;
     recv_outcome outcome;
     int timed_out = 0;
     int woken = 0;   /* a waker took us out of the queue since we last looked */
     for (;;) {
         STATE_BEGIN(ch)
-        outcome = recv_now(ch, &value, ts);
+        outcome = recv_now(ch, value, ts);
         if (outcome == RECV_EMPTY) {
             if (timed_out) {
                 outcome = RECV_TIMEOUT;
@@ -817,8 +832,8 @@ recv_slow(ChannelObject *ch, cc_time deadline, PyThreadState *ts)
         STATE_END();
         if (outcome == RECV_INTERRUPTED) {
             if (checkpoint() < 0) {
-                cc_waiter_fini(&w);
-                return NULL;
+                outcome = RECV_ERROR;
+                break;
             }
             ts = NULL;   /* it did not go off: do not ask again */
             woken = 0;
@@ -856,11 +871,44 @@ recv_slow(ChannelObject *ch, cc_time deadline, PyThreadState *ts)
             cc_queue_wake_one(&ch->receivers);   /* pass the wake-up on */
         }
         STATE_END();
-        cc_waiter_fini(&w);
-        return NULL;
+        outcome = RECV_ERROR;
+        break;
     }
     cc_waiter_fini(&w);
-    return outcome == RECV_GOT ? value : recv_failed(ch, outcome);
+    return outcome;
+}
+
+/* A message was just taken for thread `ts`.  If an asynchronous exception
+   arrived for it meanwhile, the interpreter would raise it as soon as recv
+   returns and the message would be lost in the caller: put it back in front
+   (a buffered channel; a rendezvous sender was released already, so that
+   message is returned) and raise the exception instead.  1: return `value`;
+   -1: put back, exception set; 0: put back, but the exception did not go
+   off -- receive again. */
+static int
+keep_or_put_back(ChannelObject *ch, PyObject *value, PyThreadState *ts)
+{
+    if (ch->bound == 0 || !async_exc_pending(ts)) {
+        return 1;
+    }
+    int put_back = 0;
+    PyObject *wakers = NULL;
+    STATE_BEGIN(ch)
+    if (!ch->receiver_closed && ring_push_front(ch, value) == 0) {
+        put_back = 1;
+        if (ch->receivers.count > 0) {
+            cc_queue_wake_one(&ch->receivers);
+        }
+        wakers = snapshot_wakers(ch);
+    }
+    STATE_END();
+    if (!put_back) {
+        return 1;
+    }
+    if (call_wakers(wakers) < 0 || checkpoint() < 0) {
+        return -1;
+    }
+    return 0;
 }
 
 static inline PyObject *
@@ -868,27 +916,38 @@ receive(ReceiverObject *self, int blocking, cc_time deadline)
 {
     ChannelObject *ch = self->channel;
     PyThreadState *ts = PyThreadState_Get();
-    PyObject *value = NULL;
-    recv_outcome outcome;
     for (;;) {
+        PyObject *value = NULL;
+        recv_outcome outcome;
         STATE_BEGIN(ch)
         outcome = recv_now(ch, &value, ts);
         STATE_END();
-        if (outcome != RECV_INTERRUPTED) {
+        if (outcome == RECV_EMPTY && blocking) {
+            outcome = recv_slow(ch, deadline, ts, &value);
+        }
+        switch (outcome) {
+        case RECV_GOT: {
+            int kept = keep_or_put_back(ch, value, ts);
+            if (kept > 0) {
+                return value;
+            }
+            if (kept < 0) {
+                return NULL;
+            }
             break;
         }
-        if (checkpoint() < 0) {
+        case RECV_INTERRUPTED:
+            if (checkpoint() < 0) {
+                return NULL;
+            }
+            break;
+        case RECV_ERROR:
             return NULL;
+        default:
+            return recv_failed(ch, outcome);
         }
-        ts = NULL;   /* it did not go off: do not ask again */
+        ts = NULL;   /* the pending exception did not go off: do not ask again */
     }
-    if (outcome == RECV_GOT) {
-        return value;
-    }
-    if (outcome != RECV_EMPTY || !blocking) {
-        return recv_failed(ch, outcome);
-    }
-    return recv_slow(ch, deadline, ts);
 }
 
 PyDoc_STRVAR(recv_doc,

@@ -7,9 +7,13 @@ Every primitive keeps its state behind one raw lock (`allocate_lock()`, a
 Asynchronous exceptions (Ctrl-C in the main thread, `PyThreadState_SetAsyncExc`)
 are handled on a best-effort basis: a wait that is interrupted takes its raw
 lock back and withdraws its registration before the exception propagates, and
-a wakeup it had already received is passed on. An exception that lands in the
-instant between a C call returning and the next bytecode (a lock just taken, a
-value just returned) is beyond what pure Python can guard against.
+a wakeup it had already received is passed on. Guards are created before and
+attached inside the critical section that takes a lock, so one that an
+exception cuts off from its caller is released when dropped. What pure Python
+cannot guard against: an exception landing just after the last C call of an
+operation that returns a value (a received message is then lost), and one
+landing inside a guard's `__del__`, which CPython reports as unraisable
+instead of raising it.
 """
 
 from __future__ import annotations
