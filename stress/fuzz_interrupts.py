@@ -18,8 +18,9 @@ import time
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [_ROOT, os.path.join(_ROOT, "tests")]
 
-import concurrency  # noqa: E402
 from interrupt_fuzz import SCENARIOS  # noqa: E402
+
+import concurrency  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -120,8 +120,11 @@ Step = Callable[[Worker], None]
 
 def run_scenario(name: str, steps: list[Step], *, shots: int, seed: int,
                  max_gap: float = 0.002, release: Callable[[], None] = lambda: None,
-                 stop: threading.Event | None = None) -> Outcome:
+                 stop: threading.Event | None = None,
+                 targets: list[bool] | None = None) -> Outcome:
     """Run `steps[i]` in a loop on worker i (worker 0 is the calling, main thread).
+
+    Only workers whose `targets[i]` is true (all, by default) are interrupted.
 
     Each step is one use of the primitive; `KeyboardInterrupt` and `PoisonError`
     (a lock poisoned by an interrupt that escaped a `with`, whose steps clear it)
@@ -135,11 +138,13 @@ def run_scenario(name: str, steps: list[Step], *, shots: int, seed: int,
     workers[0].is_main = True
     workers[0].ident = threading.get_ident()
     shooter = Shooter(workers, shots, rng, max_gap)
+    targeted = targets if targets is not None else [True] * len(steps)
 
     def loop(worker: Worker, step: Step) -> None:
         while not stop.is_set():
             try:
-                shooter.arm(worker)
+                if targeted[worker.index]:
+                    shooter.arm(worker)
                 step(worker)
                 worker.operations += 1
                 shooter.disarm(worker)
@@ -436,7 +441,7 @@ def semaphore_scenario(shots: int, seed: int, threads: int = 5, permits: int = 2
     outcome = run_scenario("semaphore", [step] * threads, shots=shots, seed=seed)
     if bad:
         outcome.violated(f"more than {permits} holders {len(bad)} times")
-    ok, available = finishes(lambda: _settled(sem.available, permits))
+    _, available = finishes(lambda: _settled(sem.available, permits))
     if available != permits:
         outcome.violated(f"{available} of {permits} permits available after every worker stopped")
     return outcome
@@ -495,16 +500,20 @@ def channel_scenario(shots: int, seed: int, bound: int | None, producers: int = 
             consumer_interrupts[0] += 1
             raise
 
-    # Worker 0 (the main thread, the one SIGINT reaches in its blocking waits) consumes.
+    # Worker 0 (the main thread, the one SIGINT reaches in its blocking waits) consumes
+    # when consumers are shot at, else produces.
     steps: list[Step] = [consume] * consumers + [produce] * producers
+    targets = [True] * len(steps)
     if not interrupt_consumers:
         steps = [produce] * producers + [consume] * consumers
+        targets = [True] * producers + [False] * consumers
 
     def release() -> None:
         tx.close()  # a producer still blocked in send raises Disconnected
 
     name = f"channel(bound={bound})"
-    outcome = run_scenario(name, steps, shots=shots, seed=seed, stop=stop, release=release)
+    outcome = run_scenario(name, steps, shots=shots, seed=seed, stop=stop, release=release,
+                           targets=targets)
     while True:
         try:
             received.append(rx.try_recv())

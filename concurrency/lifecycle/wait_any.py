@@ -4,10 +4,11 @@ The readiness protocol
 ----------------------
 A waitable is any object with three methods:
 
-- `_ready() -> bool`: is it ready right now? It must not block and must not
-  take a lock that the object holds while calling its wakers (the real-thread
-  channel reads its fields without its lock; tokens and trackers read an
-  `AtomicBool`). `wait_any` calls it while holding its own mutex.
+- `_ready() -> bool`: is it ready right now? It must not block, and may take
+  the object's own lock only if the object never holds that lock while calling
+  its wakers (the real-thread channels call their wakers after leaving their
+  lock or state section; tokens and trackers read an `AtomicBool`). `wait_any`
+  calls it while holding its own mutex.
 - `_add_waker(fn)`: call `fn()` after every change that may make it ready.
   `fn` may be called from any thread, with or without the object's own lock
   held, even after `_remove_waker`; it only takes `wait_any`'s mutex briefly
@@ -19,9 +20,9 @@ message is waiting or it is disconnected (so `recv` would not block; nothing
 is consumed); a `TaskTracker` once closed and empty; `AnyOf(...)` when one of
 its members is, `AllOf(...)` when all are. Groups nest.
 
-Lock order: an object's own lock may be held while its waker takes the
-`wait_any` mutex; `wait_any` never takes another lock while holding its mutex
-(`_ready` is lock-free), so the two orders cannot form a cycle.
+Lock order: `wait_any`'s mutex may be held while `_ready` takes an object's
+own lock, and an object never holds that lock while its waker takes the
+`wait_any` mutex, so the two orders cannot form a cycle.
 Registering the wakers before the first readiness check means no wakeup is
 lost: a change either happens before the check, which sees it, or after the
 waker was registered, which then notifies the parked caller.

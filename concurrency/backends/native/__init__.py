@@ -54,7 +54,7 @@ def _named(cls: type[Any], name: str) -> type[Any]:
 
 def bind(*, checked: bool) -> SimpleNamespace:
     """The native classes of one backend: `checked` turns on the `threading` backend's checks."""
-    core = CORE
+    core: Any = CORE  # the C types, subclassed below
     if core is None:
         raise RuntimeError("the native core is not available (see concurrency.backends.native.CORE)")
 
@@ -124,7 +124,8 @@ def _channel_factory(core: ModuleType, sender: type[Any], receiver: type[Any]) -
     make = core.channel
 
     def channel(bound: int | None, name: str | None) -> tuple[Any, Any]:
-        return make(bound, name, sender_class=sender, receiver_class=receiver)  # type: ignore[no-any-return]
+        ends: tuple[Any, Any] = make(bound, name, sender_class=sender, receiver_class=receiver)
+        return ends
 
     return channel
 
