@@ -114,24 +114,15 @@ acquire_slow(MutexObject *m, cc_time deadline, PyObject **pending)
             cc_waiter_rearm(&w);   /* the releaser took us out of the queue */
             continue;
         }
-        int handed;
+        /* Timed out or interrupted: settle in ONE state section, since a releaser
+           may wake us, or hand us the lock, until we are out of the queue. */
+        int handed = 0;
         STATE_BEGIN(m)
-        handed = w.woken && w.ticket == HANDED_OVER;
-        STATE_END();
-        if (handed) {
-            if (r == CC_PARK_TIMEOUT) {
-                result = 1;        /* handed over just as time ran out: keep it */
-                break;
-            }
-            release(m);            /* leaving with an exception: pass the lock on */
-            result = -1;
-            break;
+        if (w.woken && w.ticket == HANDED_OVER) {
+            handed = 1;
         }
-        if (r == CC_PARK_TIMEOUT && try_take(m)) {
+        else if (r == CC_PARK_TIMEOUT && try_take(m)) {
             r = CC_PARK_WOKEN;     /* freed just as time ran out: take it */
-        }
-        STATE_BEGIN(m)
-        if (r == CC_PARK_WOKEN) {
             if (!w.woken) {
                 cc_queue_remove(&m->waiters, &w);
                 if (m->waiters.count == 0) {
@@ -143,6 +134,15 @@ acquire_slow(MutexObject *m, cc_time deadline, PyObject **pending)
             settle_abandoned(m, &w);
         }
         STATE_END();
+        if (handed) {
+            if (r == CC_PARK_TIMEOUT) {
+                result = 1;        /* handed over just as time ran out: keep it */
+                break;
+            }
+            release(m);            /* leaving with an exception: pass the lock on */
+            result = -1;
+            break;
+        }
         result = r == CC_PARK_WOKEN ? 1 : (r == CC_PARK_TIMEOUT ? 0 : -1);
         break;
     }
