@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from sync_helpers import real_threads_only
 
@@ -129,3 +131,33 @@ def test_fetch_add_hammer() -> None:
         for _ in range(4):
             s.spawn(add)
     assert counter.load() == 20000
+
+
+@real_threads_only
+@pytest.mark.timeout(120)
+def test_store_buffer_litmus_never_sees_both_old_values() -> None:
+    """Sequential consistency (review item 6): `x.store(1); y.load()` against
+    `y.store(1); x.load()` never gives 0 and 0, also with the GIL disabled."""
+    rounds = 3000
+    x, y = atomic.AtomicInt(0), atomic.AtomicInt(0)
+    start = threading.Barrier(2)
+    seen: list[tuple[int, int]] = []
+    results = [0, 0]
+
+    def side(index: int, mine: atomic.AtomicInt, other: atomic.AtomicInt) -> None:
+        for _ in range(rounds):
+            start.wait()
+            mine.store(1)
+            results[index] = other.load()
+            start.wait()
+            if index == 0:
+                seen.append((results[0], results[1]))
+                x.store(0)
+                y.store(0)
+            start.wait()
+
+    helper = threading.Thread(target=side, args=(1, y, x))
+    helper.start()
+    side(0, x, y)
+    helper.join()
+    assert (0, 0) not in seen, f"{seen.count((0, 0))} of {rounds} rounds saw both old values"
