@@ -591,6 +591,7 @@ def oncelock_scenario(shots: int, seed: int, threads: int = 4, cells: int = 50) 
     rng = random.Random(seed + 6)
 
     def step(worker: Worker) -> None:
+        time.sleep(0)  # initialised cells return at once: let the shooter have the GIL
         index = positions[worker.index] % cells
         positions[worker.index] += 1
         cell = cell_list[index]
