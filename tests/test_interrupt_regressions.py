@@ -238,3 +238,33 @@ def test_an_interrupted_operation_leaves_the_primitive_consistent(case: str) -> 
     assert result.returncode == 0 and result.stdout.strip().endswith("ok"), (
         f"{case}:\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
     )
+
+
+@real_threads_only
+def test_a_guard_lent_to_a_condvar_wait_cannot_be_released_by_another_thread() -> None:
+    """Review finding: releasing a waiting thread's guard from elsewhere left the Mutex
+    locked for good on `fast` (or let two threads in); it is refused on every backend."""
+    import threading
+    import time
+
+    from concurrency import sync
+
+    m = sync.Mutex(0)
+    cv = sync.Condvar()
+    lent: list[object] = []
+    waiting = threading.Event()
+
+    def waiter() -> None:
+        with m.lock() as g:
+            lent.append(g)
+            waiting.set()
+            cv.wait_timeout(g, 0.5)
+
+    t = threading.Thread(target=waiter)
+    t.start()
+    assert waiting.wait(10)
+    time.sleep(0.1)  # the waiter is parked in its wait now
+    with pytest.raises(RuntimeError):
+        lent[0].unlock()  # type: ignore[attr-defined]
+    t.join(10)
+    assert not m.is_locked(), "the waiter's `with` did not release the mutex"

@@ -58,6 +58,7 @@ wait_once(CondvarObject *self, PyObject *guard, cc_time deadline)
     STATE_BEGIN(self)
     cc_queue_push(&self->waiters, &w);
     STATE_END();
+    cc_mutex_guard_lend(guard, 1);
     cc_mutex_release_for_wait(m);
 
     cc_park_result r = cc_park(&w, deadline);
@@ -74,6 +75,7 @@ wait_once(CondvarObject *self, PyObject *guard, cc_time deadline)
 
     PyObject *pending = r == CC_PARK_ERROR ? PyErr_GetRaisedException() : NULL;
     cc_mutex_reacquire(m, owner, &pending);
+    cc_mutex_guard_lend(guard, 0);
     cc_waiter_fini(&w);
     int result = notified;
     if (cc_pending_raise(&pending) < 0) {

@@ -211,6 +211,15 @@ refuse_foreign(MutexGuardObject *g, MutexObject *m, const char *action)
 }
 
 static PyObject *
+guard_lent(void)
+{
+    PyErr_SetString(PyExc_RuntimeError,
+                    "this MutexGuard is lent to a Condvar wait in another thread; it cannot "
+                    "be released until that wait returns");
+    return NULL;
+}
+
+static PyObject *
 guard_released(void)
 {
     PyErr_SetString(PyExc_RuntimeError,
@@ -301,6 +310,9 @@ Guard_exit(MutexGuardObject *self, PyObject *const *args, Py_ssize_t nargs)
     if (foreign(self, m)) {
         return refuse_foreign(self, m, "releasing");
     }
+    if (cc_load_int(&self->waiting)) {
+        return guard_lent();
+    }
     m = detach(self);
     if (m == NULL) {
         Py_RETURN_NONE;   /* another thread released it just now */
@@ -323,6 +335,9 @@ Guard_unlock(MutexGuardObject *self, PyObject *Py_UNUSED(ignored))
     }
     if (foreign(self, m)) {
         return refuse_foreign(self, m, "releasing");
+    }
+    if (cc_load_int(&self->waiting)) {
+        return guard_lent();
     }
     m = detach(self);
     if (m == NULL) {
@@ -696,6 +711,12 @@ cc_mutex_for_wait(PyObject *guard, PyObject *condvar_name)
         return NULL;
     }
     return m;
+}
+
+void
+cc_mutex_guard_lend(PyObject *guard, int waiting)
+{
+    cc_store_int(&((MutexGuardObject *)guard)->waiting, waiting);
 }
 
 void

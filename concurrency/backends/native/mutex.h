@@ -25,6 +25,7 @@ typedef struct {
     PyObject_HEAD
     MutexObject *mutex;        /* the mutex held, or NULL once released */
     unsigned long owner;       /* the thread that acquired it */
+    int waiting;               /* lent to a Condvar wait: releasing it is refused */
     cc_location where;         /* checked: where it was acquired */
 } MutexGuardObject;
 
@@ -35,6 +36,10 @@ extern PyTypeObject cc_MutexGuardType;
    held native guard that this thread may wait with (borrowed; NULL with an
    exception set otherwise).  `condvar_name` appears in the errors. */
 CC_HIDDEN MutexObject *cc_mutex_for_wait(PyObject *guard, PyObject *condvar_name);
+
+/* Mark `guard` (a native MutexGuard) as lent to a Condvar wait, or not:
+   while lent, unlock() and __exit__ from any other thread are refused. */
+CC_HIDDEN void cc_mutex_guard_lend(PyObject *guard, int waiting);
 
 /* Let go of the lock while a Condvar waiter sleeps (the guard stays alive). */
 CC_HIDDEN void cc_mutex_release_for_wait(MutexObject *m);

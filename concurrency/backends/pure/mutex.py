@@ -78,8 +78,9 @@ def site_text(site: tuple[str, int] | None) -> str:
 class MutexGuard(sync.MutexGuard[Any]):
     """Exclusive access to a `Mutex`'s value until `unlock()` or the end of `with`."""
 
-    __slots__ = ("_mutex",)
+    __slots__ = ("_mutex", "_waiting")
     _mutex: Mutex | None
+    _waiting: bool  # lent to a Condvar wait: releasing it is refused
 
     @property
     def value(self) -> Any:
@@ -99,6 +100,8 @@ class MutexGuard(sync.MutexGuard[Any]):
         mutex = self._mutex
         if mutex is None:
             released("MutexGuard")
+        if self._waiting:
+            _refuse_lent()
         mutex._release(self, None)
 
     def __exit__(
@@ -109,6 +112,8 @@ class MutexGuard(sync.MutexGuard[Any]):
     ) -> None:
         mutex = self._mutex
         if mutex is not None:
+            if self._waiting:
+                _refuse_lent()
             mutex._release(self, exc if exc_type is not None else None)
 
     def __del__(self) -> None:
@@ -126,18 +131,30 @@ class MutexGuard(sync.MutexGuard[Any]):
     def _park(self) -> None:
         mutex = self._mutex
         assert mutex is not None
+        self._waiting = True
         mutex._release_for_wait()
 
     def _unpark(self) -> None:
         mutex = self._mutex
         assert mutex is not None
-        mutex._relock(self)
+        try:
+            mutex._relock(self)
+        finally:
+            self._waiting = False
+
+
+def _refuse_lent() -> NoReturn:
+    raise RuntimeError(
+        "this MutexGuard is lent to a Condvar wait in another thread; it cannot be "
+        "released until that wait returns"
+    )
 
 
 def _new_guard(cls: type[MutexGuard]) -> Any:
     """A guard not yet attached to a lock (cheaper than a class call)."""
     guard = MutexGuard.__new__(cls)
     guard._mutex = None
+    guard._waiting = False
     return guard
 
 
