@@ -498,3 +498,18 @@ def test_the_pure_python_classes_hold_without_the_gil() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["rwlock", "True", "channels", "True", "others", "True"]
+
+
+@real_threads_only
+def test_guards_and_channel_ends_cannot_be_copied_or_pickled() -> None:
+    """A copied guard could release another holder's lock: refused on every implementation."""
+    import copy
+    import pickle
+
+    held = [sync.Mutex(0).lock(), sync.RwLock(0).read(), sync.RwLock(0).write(),
+            sync.Semaphore(1).acquire(), *sync.channel()]
+    for obj in held:
+        with pytest.raises(TypeError):
+            copy.copy(obj)
+        with pytest.raises(TypeError):
+            pickle.dumps(obj)

@@ -184,3 +184,13 @@ class Owned:
 
 def current_thread_name() -> str:
     return threading.current_thread().name
+
+
+def refuse_copy(self: Any) -> NoReturn:
+    """`__reduce__` of guards and channel ends: a copy would be a second handle on one hold.
+
+    The native core's classes refuse the same way (they cannot be pickled, so
+    `copy.copy` fails too): a copied guard could release another holder's lock.
+    """
+    raise TypeError(f"cannot copy or pickle a {type(self).__name__}: it stands for a lock "
+                    "hold or a channel end, which exist once")

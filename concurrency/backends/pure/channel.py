@@ -28,7 +28,7 @@ from typing import Any
 
 from ... import sync
 from ..._errors import Disconnected, Empty, check_timeout
-from ._common import WaitQueue, allocate_lock, deadline_after, next_name, remaining
+from ._common import WaitQueue, allocate_lock, deadline_after, next_name, refuse_copy, remaining
 
 __all__ = ["Receiver", "Sender", "channel"]
 
@@ -91,6 +91,7 @@ def _call(wakers: Wakers) -> None:
 
 class Sender(sync.Sender[Any]):
     __slots__ = ("_channel", "_closed")
+    __reduce__ = refuse_copy
 
     def __init__(self, channel: _Channel) -> None:
         self._channel = channel
@@ -182,6 +183,7 @@ class Sender(sync.Sender[Any]):
 
 class Receiver(sync.Receiver[Any]):
     __slots__ = ("_channel",)
+    __reduce__ = refuse_copy
 
     def __init__(self, channel: _Channel) -> None:
         self._channel = channel

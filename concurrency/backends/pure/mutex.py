@@ -41,6 +41,7 @@ from ._common import (
     deadline_after,
     get_ident,
     next_name,
+    refuse_copy,
     released,
     remaining,
 )
@@ -79,6 +80,7 @@ class MutexGuard(sync.MutexGuard[Any]):
     """Exclusive access to a `Mutex`'s value until `unlock()` or the end of `with`."""
 
     __slots__ = ("_mutex", "_waiting")
+    __reduce__ = refuse_copy
     _mutex: Mutex | None
     _waiting: bool  # lent to a Condvar wait: releasing it is refused
 

@@ -59,6 +59,7 @@ from ._common import (
     deadline_after,
     get_ident,
     next_name,
+    refuse_copy,
     released,
     remaining,
 )
@@ -87,6 +88,7 @@ class _Guard:
     """What the three guards share: the lock they hold (None once released)."""
 
     __slots__ = ("_rw",)
+    __reduce__ = refuse_copy
     _rw: RwLock | None
     _mode = ""
 

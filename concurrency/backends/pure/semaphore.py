@@ -20,7 +20,7 @@ from typing import Any
 
 from ... import sync
 from ..._errors import check_timeout
-from ._common import WaitQueue, allocate_lock, deadline_after, next_name, remaining
+from ._common import WaitQueue, allocate_lock, deadline_after, next_name, refuse_copy, remaining
 from .mutex import acquisition_site, site_text
 
 __all__ = ["CheckedSemaphore", "CheckedSemaphoreGuard", "Semaphore", "SemaphoreGuard"]
@@ -30,6 +30,7 @@ class SemaphoreGuard(sync.SemaphoreGuard):
     """One permit, given back by `unlock()` or at the end of `with`."""
 
     __slots__ = ("_semaphore",)
+    __reduce__ = refuse_copy
     _semaphore: Semaphore | None
 
     def unlock(self) -> None:
