@@ -147,19 +147,6 @@ cc_queue_wake_one(cc_queue *q)
     return 1;
 }
 
-int
-cc_queue_wake_kind(cc_queue *q, int kind)
-{
-    for (cc_waiter *w = q->head; w != NULL; w = w->next) {
-        if (w->kind == kind) {
-            cc_queue_remove(q, w);
-            cc_wake(w);
-            return 1;
-        }
-    }
-    return 0;
-}
-
 Py_ssize_t
 cc_queue_wake_all(cc_queue *q)
 {

@@ -200,8 +200,6 @@ CC_HIDDEN void cc_queue_remove(cc_queue *q, cc_waiter *w);
 /* Remove the first waiter, mark it woken and unpark it.  Returns 1 if there
    was one.  Never blocks and never calls Python: safe in a state section. */
 CC_HIDDEN int cc_queue_wake_one(cc_queue *q);
-/* The first waiter of `kind`, woken and removed; 1 if there was one. */
-CC_HIDDEN int cc_queue_wake_kind(cc_queue *q, int kind);
 /* Wake every waiter; returns how many. */
 CC_HIDDEN Py_ssize_t cc_queue_wake_all(cc_queue *q);
 /* Wake `w` (already removed from its queue). */
