@@ -17,7 +17,8 @@ from typing import Any
 from ..._config import MODEL_STRATEGIES
 from .runtime import Execution
 from .scheduler import PCT, DepthFirst, RandomWalk, Replay, ReplayDivergence, Strategy
-from .search import Progress, describe_failure, progress_wanted, render_trace, run_once, shrink
+from .search import Progress, progress_wanted, run_once, shrink
+from .story import Finding, failure_message, render_trace
 from .token import Token, TokenError, test_hash
 
 DEFAULT_ITERATIONS = {"random": 1000, "pct": 1000, "dfs": 100_000}
@@ -107,30 +108,14 @@ def _replay_hint(token: str, label: str, command: str | None) -> str:
     return "\n".join(lines)
 
 
-def _failure_error(execution: Execution, *, strategy: str, seed: int | None, iteration: int,
-                   label: str, header: str, command: str | None) -> ScheduleFailure:
+def _failure_error(execution: Execution, *, strategy: str, seed: int | None, iteration: int, label: str,
+                   finding: Finding, command: str | None) -> ScheduleFailure:
     failure = execution.failure
     assert failure is not None
     token = Token(test_hash(label), execution.fingerprint, tuple(execution.decisions)).encode()
-    trace = render_trace(execution)
-    message = "\n".join([
-        "concurrency found a failing interleaving",
-        "",
-        header,
-        f"  failure:    {failure.message.splitlines()[0]}",
-        "",
-        f"Trace ({execution.preemptions} preemptions, {execution.steps} steps, "
-        f"{len(execution.threads)} threads):",
-        "",
-        trace,
-        "",
-        describe_failure(failure),
-        "",
-        f"Replay token: {token}",
-        _replay_hint(token, label, command),
-    ])
+    message = failure_message(execution, finding, token, _replay_hint(token, label, command))
     error = ScheduleFailure(message, replay=token, iteration=iteration, strategy=strategy,
-                            seed=seed, trace=trace, kind=failure.kind)
+                            seed=seed, trace=render_trace(execution), kind=failure.kind)
     error.__cause__ = failure.error
     return error
 
@@ -202,13 +187,12 @@ def _report(fn: Callable[[], Any], found: Execution, *, strategy: str, seed: int
     settings = f"seed {seed}" if strategy != "dfs" else "exhaustive"
     if strategy == "pct":
         settings += f", depth {pct_depth}"
-    header = (f"  strategy:   {strategy} ({settings})\n"
-              f"  execution:  {iteration} of at most {limit}")
+    finding = Finding(f"{strategy} ({settings})", f"{iteration} of at most {limit}")
     if traced.failure is None:  # the schedule does not reproduce: report what we saw
         traced = found
-        header += "\n  note:       the failure did not reproduce on replay; the test may be flaky"
+        finding.notes.append("the failure did not reproduce on replay; the test may be flaky")
     return _failure_error(traced, strategy=strategy, seed=None if strategy == "dfs" else seed,
-                          iteration=iteration, label=label, header=header, command=command)
+                          iteration=iteration, label=label, finding=finding, command=command)
 
 
 def replay(fn: Callable[[], Any], token: str, *, max_steps: int | None = None,
@@ -235,7 +219,7 @@ def replay(fn: Callable[[], Any], token: str, *, max_steps: int | None = None,
         )
     if execution.failure is not None:
         raise _failure_error(execution, strategy="replay", seed=None, iteration=1, label=label,
-                             header="  strategy:   replay of a recorded schedule",
+                             finding=Finding("replay of a recorded schedule"),
                              command=replay_command)
     return Report("replay", 1, False, None, 0.0, execution.steps)
 

@@ -1,4 +1,4 @@
-"""Driving executions: explore with a strategy, shrink a failure, trace it.
+"""Driving executions: run one under a strategy, show progress, shrink a failure.
 
 Searching records only decisions (cheap); once a failure is found it is
 shrunk by lenient replays (fewer preemptions, then fewer steps, while it still
@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import sys
 import time
-import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from . import primitives
-from .runtime import Execution, Failure
+from .runtime import Execution
 from .scheduler import DepthFirst, Replay, Strategy
 from .scheduler.dfs import NondeterminismError
 from .thread import JoinHandle
@@ -23,8 +22,6 @@ from .thread import JoinHandle
 SHRINK_SECONDS = 3.0
 SHRINK_ATTEMPTS = 400
 BOUNDED_SEARCH_EXECUTIONS = 300
-MAX_TRACE_ROWS = 250
-_RUNTIME_DIR = __file__.rsplit("/", 1)[0]  # frames of the model runtime itself are noise
 
 
 def run_once(fn: Callable[[], Any], strategy: Strategy, max_steps: int, *,
@@ -151,37 +148,3 @@ def shrink(fn: Callable[[], Any], found: Execution, max_steps: int) -> Execution
             if improved:
                 break
     return best
-
-
-# --------------------------------------------------------------------------- reporting
-
-
-def _without_runtime_frames(report: traceback.TracebackException) -> None:
-    """Drop the model runtime's own frames (noise to the reader), recursively."""
-    report.stack = traceback.StackSummary.from_list(
-        [frame for frame in report.stack if not frame.filename.startswith(_RUNTIME_DIR)]
-    )
-    for inner in (report.__cause__, report.__context__, *(report.exceptions or ())):
-        if inner is not None:
-            _without_runtime_frames(inner)
-
-
-def describe_failure(failure: Failure) -> str:
-    """The failure's own story: the deadlock listing, or the exception's traceback."""
-    error = failure.error
-    if error is None or failure.kind not in ("exception", "poisoned"):
-        return failure.message
-    report = traceback.TracebackException.from_exception(error)
-    _without_runtime_frames(report)
-    return failure.message + "\n\n" + "".join(report.format()).rstrip()
-
-
-def render_trace(execution: Execution) -> str:
-    from .trace import swimlane
-
-    events = execution.events
-    names = [thread.name for thread in execution.threads]
-    if len(events) <= MAX_TRACE_ROWS:
-        return swimlane(events, names)
-    skipped = len(events) - MAX_TRACE_ROWS
-    return f"({skipped} earlier steps not shown)\n" + swimlane(events[skipped:], names)
