@@ -11,15 +11,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._errors import ConfigError, Panic, PoisonError
+from ._errors import ConfigError, IncompleteSearchWarning, Panic, PoisonError
 from .backends import ACTIVE_BACKEND
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ConfigError",
+    "IncompleteSearchWarning",
     "Panic",
     "PoisonError",
+    "ReplayDivergence",
     "Report",
     "ScheduleFailure",
     "backend",
@@ -40,6 +42,7 @@ _LAZY = {
     "replay": "concurrency.backends.model.api",
     "Report": "concurrency.backends.model.api",
     "ScheduleFailure": "concurrency.backends.model.api",
+    "ReplayDivergence": "concurrency.backends.model.api",
 }
 
 

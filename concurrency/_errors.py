@@ -45,6 +45,14 @@ class BrokenBarrierError(RuntimeError):
     """A `Barrier` was aborted, reset or timed out while threads waited on it."""
 
 
+class IncompleteSearchWarning(UserWarning):
+    """A dfs search stopped at its budget before covering the whole schedule space.
+
+    The test passed on every schedule explored, which is not a proof. Under
+    pytest, `--concurrency-strict` turns this into a failure.
+    """
+
+
 class ConfigError(ValueError):
     """A setting, such as `CONCURRENCY_BACKEND`, has a value the library does not accept."""
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 import functools
 import os
 import time
+import warnings
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from ..._config import MODEL_STRATEGIES
+from ..._errors import IncompleteSearchWarning
 from .runtime import Execution
 from .scheduler import PCT, DepthFirst, RandomWalk, Replay, ReplayDivergence, Strategy
 from .search import Progress, progress_wanted, run_once, shrink
@@ -37,7 +39,12 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Report:
-    """What a search that found no failure did."""
+    """What a search that found no failure did, and how much of the schedule space it covered.
+
+    `exhausted`: the search covered every schedule (only dfs can), or with
+    `bounded` every schedule within the preemption bound. `complete` says the
+    whole space: exhausted and not bounded.
+    """
 
     strategy: str
     iterations: int
@@ -46,11 +53,31 @@ class Report:
     seconds: float
     steps: int
     pruned: int = 0  # DFS runs cut short because they repeat an execution already explored
+    bounded: bool = False  # a preemption_bound limited the search
+    preemption_bound: int | None = None
+
+    @property
+    def complete(self) -> bool:
+        """Whether every schedule of the whole space was explored (a proof, not a sample)."""
+        return self.exhausted and not self.bounded
+
+    def coverage(self) -> str:
+        """How much of the schedule space the search covered, in words."""
+        if self.strategy == "replay":
+            return "one recorded schedule"
+        if self.complete:
+            return "the whole schedule space"
+        if self.exhausted:
+            return (f"every schedule with at most {self.preemption_bound} preemption"
+                    f"{'' if self.preemption_bound == 1 else 's'}: NOT the whole space")
+        if self.strategy == "dfs":
+            return "stopped at its budget: NOT the whole space"
+        return "a sample: NOT the whole space"
 
     def __str__(self) -> str:
-        covered = ", the whole schedule space" if self.exhausted else ""
         pruned = f" ({self.pruned} cut short as repeats)" if self.pruned else ""
-        return (f"{self.strategy}: {self.iterations} executions{pruned}{covered}, "
+        plural = "" if self.iterations == 1 else "s"
+        return (f"{self.strategy}: {self.iterations} execution{plural}{pruned}, {self.coverage()}, "
                 f"{self.steps} steps, {self.seconds:.2f}s, no failure")
 
 
@@ -171,8 +198,10 @@ def check(
             break
     ticker.tick(executions, force=ticker.last > ticker.started)
     seed_used = None if strategy == "dfs" else seed
+    bounded = strategy == "dfs" and preemption_bound is not None
     return Report(strategy, executions, explorer.exhausted, seed_used,
-                  round(time.perf_counter() - ticker.started, 3), steps, pruned)
+                  round(time.perf_counter() - ticker.started, 3), steps, pruned,
+                  bounded, preemption_bound if bounded else None)
 
 
 def _report(fn: Callable[[], Any], found: Execution, *, strategy: str, seed: int, iteration: int,
@@ -263,7 +292,7 @@ def run_model_test(call: Callable[[], Any], body: Callable[..., Any], strategy: 
     seed = options.get("seed")
     if seed is None:
         seed = _env_int("CONCURRENCY_SEED")
-    check(
+    report = check(
         call,
         strategy,
         iterations=iterations or TEST_ITERATIONS[strategy],
@@ -275,3 +304,33 @@ def run_model_test(call: Callable[[], Any], body: Callable[..., Any], strategy: 
             "CONCURRENCY_REPLAY={token} " + command if command else None
         ),
     )
+    if strategy == "dfs" and not report.exhausted:
+        _incomplete_search(body, report)
+
+
+def strict_wanted() -> bool:
+    """Whether `CONCURRENCY_STRICT=1` (pytest: `--concurrency-strict`) asks for proofs."""
+    raw = os.environ.get("CONCURRENCY_STRICT", "").strip()
+    if raw not in ("", "0", "1"):
+        raise ValueError(f"CONCURRENCY_STRICT={raw!r} is not valid; use 1 (strict) or 0")
+    return raw == "1"
+
+
+def _incomplete_search(body: Callable[..., Any], report: Report) -> None:
+    """A dfs test stopped at its budget: warn (pass) or, when strict, fail."""
+    current = os.environ.get("PYTEST_CURRENT_TEST")
+    name = current.rsplit(" (", 1)[0] if current else _label(body)
+    message = (
+        f"{name}: dfs explored {report.iterations} schedules and stopped at its budget, "
+        "NOT the whole schedule space; raise iterations= (or CONCURRENCY_ITERATIONS), "
+        "or bound the search with preemption_bound="
+    )
+    if strict_wanted():
+        raise AssertionError(message + " (strict mode: an incomplete search fails)")
+    code = getattr(body, "__code__", None)
+    if code is None:
+        warnings.warn(message, IncompleteSearchWarning, stacklevel=3)
+        return
+    # Point at the test itself, so the warnings summary names the test's file and line.
+    warnings.warn_explicit(message, IncompleteSearchWarning, code.co_filename,
+                           code.co_firstlineno, module=getattr(body, "__module__", None))
