@@ -192,6 +192,13 @@ class Execution:
         except GreenletExit:
             raise
         except BaseException as exc:
+            interrupt = interrupt_in(exc)
+            if interrupt is not None:  # from outside the test: end the execution, re-raised by run
+                if self.interrupt is None:
+                    self.interrupt = interrupt
+                if self.failure is None:
+                    self.failure = _INTERRUPTED
+                return
             if self.tearing_down:
                 return  # unwound by _teardown (maybe wrapped, e.g. by a scope's group)
             thread.error = exc
@@ -336,6 +343,7 @@ class Execution:
         return enabled
 
     _preempted_next = False
+    interrupt: BaseException | None = None  # KeyboardInterrupt & co. from outside, to re-raise
     closed = False  # set once run() has returned
     pruned = False  # DFS cut this execution short: it repeats one already explored
 
@@ -389,6 +397,9 @@ class Execution:
             self._teardown()
             self.closed = True
             execution_state.runtime = previous
+        if self.interrupt is not None:
+            interrupt, self.interrupt = self.interrupt, None
+            raise interrupt
         if self.strategy_error is not None:
             raise self.strategy_error
         if self.pruned:
@@ -457,6 +468,48 @@ class Execution:
 
 
 _PRUNED = Failure("pruned", "this execution repeats one already explored")
+_INTERRUPTED = Failure("interrupted", "interrupted from outside the test")
+
+
+def interrupt_in(error: BaseException) -> BaseException | None:
+    """The interrupt from outside the test in `error` (maybe inside a group), or None.
+
+    KeyboardInterrupt and SystemExit are never the test's verdict; nor is any
+    other exception raised by a Python signal handler (pytest-timeout's
+    SIGALRM handler raises `pytest.fail.Exception` into whatever code runs).
+    Such an exception ends the search and propagates as itself.
+    """
+    handlers = None
+    for leaf in _leaves(error):
+        if isinstance(leaf, KeyboardInterrupt | SystemExit):
+            return leaf
+        if isinstance(leaf, Exception):
+            continue
+        if handlers is None:
+            handlers = _signal_handler_codes()
+        tb = leaf.__traceback__
+        while tb is not None:
+            if tb.tb_frame.f_code in handlers:
+                return leaf
+            tb = tb.tb_next
+    return None
+
+
+def _signal_handler_codes() -> set[Any]:
+    """The code objects of the Python-level signal handlers installed now."""
+    import signal
+
+    codes = set()
+    for signum in signal.valid_signals():
+        try:
+            handler = signal.getsignal(signum)
+        except (OSError, ValueError):
+            continue
+        handler = getattr(handler, "__func__", handler)
+        code = getattr(handler, "__code__", None)
+        if code is not None:
+            codes.add(code)
+    return codes
 
 
 def _thread_id(thread: Any) -> int:

@@ -1,0 +1,165 @@
+"""Interrupts from outside a search (Ctrl-C, SystemExit, pytest-timeout) propagate as themselves.
+
+An interrupt is never the test's verdict: it must not become a failing
+interleaving, a fake deadlock or a nondeterminism error, and the execution's
+threads must be torn down so the next search starts clean.
+"""
+
+from __future__ import annotations
+
+import _thread
+import random
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+import concurrency
+from concurrency import sync, thread
+from concurrency.backends import execution_state
+
+SEARCHES = 50
+
+
+def correct_counter() -> None:
+    """A correct two-thread test: every schedule passes."""
+    counter = sync.Mutex(0)
+    done = sync.Condvar()
+
+    def work() -> None:
+        for _ in range(3):
+            with counter.lock() as guard:
+                guard.value += 1
+                done.notify_all()
+
+    with thread.scope() as scope:
+        scope.spawn(work)
+        scope.spawn(work)
+    with counter.lock() as guard:
+        while guard.value < 6:
+            guard = done.wait(guard)
+        assert guard.value == 6
+
+
+def _interrupt_after(delay: float) -> threading.Thread:
+    """Deliver SIGINT to the main thread after `delay` seconds, from another thread."""
+    def fire() -> None:
+        time.sleep(delay)
+        _thread.interrupt_main()
+
+    timer = threading.Thread(target=fire, daemon=True)
+    timer.start()
+    return timer
+
+
+@pytest.fixture
+def main_thread_only() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signals are delivered to the main thread only")
+    yield
+
+
+@pytest.mark.usefixtures("main_thread_only")
+@pytest.mark.parametrize("strategy", ["random", "pct", "dfs"])
+def test_sigint_at_random_moments_is_only_ever_keyboard_interrupt(strategy: str) -> None:
+    rng = random.Random(f"interrupts-{strategy}")
+    for search in range(SEARCHES):
+        timer = _interrupt_after(rng.uniform(0.0, 0.03))
+        with pytest.raises(KeyboardInterrupt) as caught:
+            try:
+                # More executions than can run before the interrupt: it always lands mid-search.
+                concurrency.check(correct_counter, strategy, iterations=10**9, seed=search,
+                                  preemption_bound=2 if strategy == "dfs" else None)
+            finally:
+                timer.join()
+        assert type(caught.value) is KeyboardInterrupt, f"search {search}: {caught.value!r}"
+        assert execution_state.runtime is None, f"search {search} left an execution installed"
+    # The next search starts clean and still proves the test correct.
+    report = concurrency.check(correct_counter, "dfs", iterations=100_000, preemption_bound=1)
+    assert report.exhausted
+
+
+class FakeTimeout(BaseException):
+    """What pytest-timeout's SIGALRM handler raises (`pytest.fail.Exception`): not an Exception."""
+
+
+@pytest.mark.usefixtures("main_thread_only")
+def test_an_exception_from_a_signal_handler_propagates_as_itself() -> None:
+    def on_alarm(signum: int, frame: object) -> None:
+        raise FakeTimeout("timed out")
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    try:
+        for delay in (0.001, 0.005, 0.02):
+            signal.setitimer(signal.ITIMER_REAL, delay)
+            with pytest.raises(FakeTimeout):
+                concurrency.check(correct_counter, "random", iterations=10**9)
+            assert execution_state.runtime is None
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _raises_in_thread(error: Callable[[], BaseException]) -> Callable[[], None]:
+    def body() -> None:
+        def work() -> None:
+            raise error()
+
+        with thread.scope() as scope:
+            scope.spawn(work)
+
+    return body
+
+
+def test_keyboard_interrupt_raised_by_a_model_thread_is_not_a_failing_interleaving() -> None:
+    with pytest.raises(KeyboardInterrupt):
+        concurrency.check(_raises_in_thread(KeyboardInterrupt), "random", iterations=10)
+    with pytest.raises(SystemExit):
+        concurrency.check(_raises_in_thread(lambda: SystemExit(3)), "dfs")
+    assert execution_state.runtime is None
+
+
+def test_the_tests_own_base_exceptions_are_still_failures() -> None:
+    """A Panic (a BaseException) raised by the test's own code is a bug it found."""
+    with pytest.raises(concurrency.ScheduleFailure, match="Panic"):
+        concurrency.check(_raises_in_thread(lambda: concurrency.Panic("boom")), "random",
+                          iterations=10)
+
+
+@pytest.mark.usefixtures("main_thread_only")
+def test_sigint_during_replay_propagates() -> None:
+    def racy() -> None:
+        box = sync.Mutex(0)
+
+        def bump() -> None:
+            with box.lock() as guard:
+                value = guard.value
+            with box.lock() as guard:
+                guard.value = value + 1
+
+        with thread.scope() as scope:
+            scope.spawn(bump)
+            scope.spawn(bump)
+        with box.lock() as guard:
+            assert guard.value == 2
+
+    with pytest.raises(concurrency.ScheduleFailure) as found:
+        concurrency.check(racy, "dfs")
+    token = found.value.replay
+
+    def replay_forever() -> None:
+        while True:
+            with pytest.raises(concurrency.ScheduleFailure):
+                concurrency.replay(racy, token)
+
+    rng = random.Random("replay")
+    for _ in range(10):
+        timer = _interrupt_after(rng.uniform(0.0, 0.02))
+        with pytest.raises(KeyboardInterrupt):
+            try:
+                replay_forever()
+            finally:
+                timer.join()
+        assert execution_state.runtime is None
