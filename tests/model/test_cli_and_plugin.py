@@ -137,7 +137,7 @@ def project(tmp_path: Path) -> Path:
 
 
 REPLAY_COMMAND = re.compile(
-    r"CONCURRENCY_REPLAY=(cc1-[\w-]+) pytest 'test_generated.py::test_lost_update'"
+    r"CONCURRENCY_REPLAY=(cc2-[\w-]+) pytest 'test_generated.py::test_lost_update'"
 )
 
 
@@ -217,7 +217,7 @@ def test_cli_check_exit_codes_and_replay(project: Path) -> None:
               "--iterations", "200", "--seed", "3")
     assert bad.returncode == 1, bad.stdout + bad.stderr
     assert "strategy:   random (seed 3)" in bad.stdout
-    command = re.search(r"python -m concurrency replay cli_targets:buggy (cc1-[\w-]+)", bad.stdout)
+    command = re.search(r"python -m concurrency replay cli_targets:buggy (cc2-[\w-]+)", bad.stdout)
     assert command, bad.stdout
 
     replayed = cli(project, "replay", "cli_targets:buggy", command.group(1))
@@ -228,7 +228,7 @@ def test_cli_check_exit_codes_and_replay(project: Path) -> None:
 @pytest.mark.parametrize("args", [
     ["check", "cli_targets:correct", "--iterations", "0"],
     ["check", "cli_targets:correct", "--strategy", "bogus"],
-    ["replay", "cli_targets:buggy", "cc1-damaged"],
+    ["replay", "cli_targets:buggy", "cc2-damaged"],
     ["frobnicate"],
 ], ids=["zero-iterations", "bad-strategy", "damaged-token", "unknown-command"])
 def test_cli_bad_usage_exits_2(project: Path, args: list[str]) -> None:
@@ -250,10 +250,10 @@ def test_cli_unloadable_target_exits_2(project: Path, args: list[str]) -> None:
 
 def test_cli_token_of_another_function_exits_2(project: Path) -> None:
     bad = cli(project, "check", "cli_targets:buggy", "--strategy", "dfs")
-    token = re.search(r"Replay token: (cc1-[\w-]+)", bad.stdout)
+    token = re.search(r"Replay token: (cc2-[\w-]+)", bad.stdout)
     assert token, bad.stdout
     done = cli(project, "replay", "cli_targets:correct", token.group(1))
-    assert "recorded for another test" in done.stderr
+    assert "was recorded for" in done.stderr
     assert "Traceback" not in done.stderr
     assert done.returncode == 2
 
@@ -261,7 +261,7 @@ def test_cli_token_of_another_function_exits_2(project: Path) -> None:
 def test_cli_demo(project: Path) -> None:
     done = cli(project, "demo")
     assert done.returncode == 0, done.stdout + done.stderr
-    token = re.search(r"Replay token: (cc1-[\w-]+)", done.stdout)
+    token = re.search(r"Replay token: (cc2-[\w-]+)", done.stdout)
     assert token, done.stdout
     assert f"python -m concurrency replay concurrency.examples.bank:overdraft {token.group(1)}" in (
         done.stdout

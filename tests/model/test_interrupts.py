@@ -43,15 +43,26 @@ def correct_counter() -> None:
         assert guard.value == 6
 
 
-def _interrupt_after(delay: float) -> threading.Thread:
-    """Deliver SIGINT to the main thread after `delay` seconds, from another thread."""
-    def fire() -> None:
+class _Interrupter:
+    """Delivers SIGINT to the main thread `delay` seconds after `start()`, from another thread.
+
+    Started inside the `pytest.raises` block, so the interrupt can never land outside it.
+    """
+
+    def __init__(self, delay: float) -> None:
+        self.timer = threading.Thread(target=self._fire, args=(delay,), daemon=True)
+
+    @staticmethod
+    def _fire(delay: float) -> None:
         time.sleep(delay)
         _thread.interrupt_main()
 
-    timer = threading.Thread(target=fire, daemon=True)
-    timer.start()
-    return timer
+    def start(self) -> None:
+        self.timer.start()
+
+    def join(self) -> None:
+        if self.timer.ident is not None:
+            self.timer.join()
 
 
 @pytest.fixture
@@ -66,12 +77,13 @@ def main_thread_only() -> Iterator[None]:
 def test_sigint_at_random_moments_is_only_ever_keyboard_interrupt(strategy: str) -> None:
     rng = random.Random(f"interrupts-{strategy}")
     for search in range(SEARCHES):
-        timer = _interrupt_after(rng.uniform(0.0, 0.03))
+        timer = _Interrupter(rng.uniform(0.0, 0.03))
         with pytest.raises(KeyboardInterrupt) as caught:
             try:
-                # More executions than can run before the interrupt: it always lands mid-search.
-                concurrency.check(correct_counter, strategy, iterations=10**9, seed=search,
-                                  preemption_bound=2 if strategy == "dfs" else None)
+                timer.start()
+                while True:  # search until the interrupt lands (mid-search, or between two)
+                    concurrency.check(correct_counter, strategy, iterations=10**9, seed=search,
+                                      preemption_bound=2 if strategy == "dfs" else None)
             finally:
                 timer.join()
         assert type(caught.value) is KeyboardInterrupt, f"search {search}: {caught.value!r}"
@@ -95,7 +107,8 @@ def test_an_exception_from_a_signal_handler_propagates_as_itself() -> None:
         for delay in (0.001, 0.005, 0.02):
             signal.setitimer(signal.ITIMER_REAL, delay)
             with pytest.raises(FakeTimeout):
-                concurrency.check(correct_counter, "random", iterations=10**9)
+                while True:
+                    concurrency.check(correct_counter, "random", iterations=10**9)
             assert execution_state.runtime is None
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
@@ -156,9 +169,10 @@ def test_sigint_during_replay_propagates() -> None:
 
     rng = random.Random("replay")
     for _ in range(10):
-        timer = _interrupt_after(rng.uniform(0.0, 0.02))
+        timer = _Interrupter(rng.uniform(0.0, 0.02))
         with pytest.raises(KeyboardInterrupt):
             try:
+                timer.start()
                 replay_forever()
             finally:
                 timer.join()

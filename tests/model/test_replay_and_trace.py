@@ -151,7 +151,7 @@ def test_every_failure_kind_is_reported_with_replay_instructions(kind: str, stra
         assert failure.seed is None and "strategy:   dfs (exhaustive)" in message
     else:
         assert failure.seed == 4 and f"strategy:   {strategy} (seed 4" in message
-    assert failure.replay.startswith("cc1-")
+    assert failure.replay.startswith("cc2-")
     assert f"Replay token: {failure.replay}" in message
     assert f"concurrency.replay({FAILING[kind].__name__}, {failure.replay!r})" in message
     assert failure.trace in message
@@ -292,7 +292,7 @@ def noisy_lost_update() -> None:
 def test_shrinking_never_adds_preemptions(monkeypatch: pytest.MonkeyPatch) -> None:
     """Compare each reported schedule with the first failing one (shrinking switched off)."""
     shrunk = [failure_of(noisy_lost_update, seed=seed) for seed in range(4)]
-    monkeypatch.setattr(model_api, "shrink", lambda fn, found, max_steps: found)
+    monkeypatch.setattr(model_api, "shrink", lambda fn, found, max_steps, seconds: (found, False))
     first = [failure_of(noisy_lost_update, seed=seed) for seed in range(4)]
     for reported, unshrunk in zip(shrunk, first, strict=True):
         assert reported.iteration == unshrunk.iteration
@@ -349,10 +349,14 @@ def make_counter_check(expected: int) -> Callable[[], None]:
     return counter_check
 
 
-def test_replay_of_a_schedule_that_no_longer_fails_returns_a_report() -> None:
+def test_replay_of_a_schedule_that_no_longer_fails_is_a_divergence() -> None:
+    """The same decisions, no failure: replay says the failure did not recur, never "passed"."""
     failure = failure_of(make_counter_check(2), "dfs")
-    report = concurrency.replay(make_counter_check(1), failure.replay)
-    assert (report.strategy, report.iterations, report.exhausted) == ("replay", 1, False)
+    with pytest.raises(ReplayDivergence, match="did not recur: it passed") as diverged:
+        concurrency.replay(make_counter_check(1), failure.replay)
+    assert diverged.value.decision is None
+    assert isinstance(diverged.value, AssertionError)
+    assert concurrency.ReplayDivergence is ReplayDivergence
 
 
 def reads_randomness() -> None:
@@ -376,8 +380,10 @@ def test_replay_of_a_nondeterministic_test_raises_divergence(
     monkeypatch.setattr(random, "random", lambda: 0.1)
     failure = failure_of(reads_randomness, seed=2)
     monkeypatch.setattr(random, "random", lambda: 0.9)
-    with pytest.raises(ReplayDivergence, match="not deterministic"):
+    with pytest.raises(ReplayDivergence, match="random numbers without a fixed seed") as diverged:
         concurrency.replay(reads_randomness, failure.replay)
+    assert diverged.value.decision is not None and diverged.value.decision >= 1
+    assert f"decision {diverged.value.decision}" in str(diverged.value)
     monkeypatch.setattr(random, "random", lambda: 0.1)
     with pytest.raises(concurrency.ScheduleFailure):
         concurrency.replay(reads_randomness, failure.replay)
@@ -408,21 +414,40 @@ def test_replay_detects_a_different_path_with_the_same_decision_count() -> None:
         concurrency.replay(body, failure.replay)
 
 
-def test_token_of_another_test_is_refused() -> None:
+def test_token_of_another_test_is_refused_naming_that_test() -> None:
     token = failure_of(lost_update, "dfs").replay
-    with pytest.raises(ReplayDivergence, match="recorded for another test"):
+    with pytest.raises(TokenError, match=r"recorded for model\.test_replay_and_trace\.lost_update, "
+                                         r"not model\.test_replay_and_trace\.crossed_locks"):
         concurrency.replay(crossed_locks, token)
 
 
 def test_damaged_tokens_raise_a_clear_error() -> None:
     token = failure_of(lost_update, "dfs").replay
-    for cut in range(len("cc1-") + 1, len(token)):
+    for cut in range(len("cc2-") + 1, len(token)):
         with pytest.raises(TokenError, match="damaged"):
             concurrency.replay(lost_update, token[:cut])
-    for bad in ("", "hello", token.replace("cc1-", "cc9-"), token + "!!", "cc1-" + "/" * 8):
+    for bad in ("", "hello", token.replace("cc2-", "cc9-"), token + "!!", "cc2-" + "/" * 8):
         with pytest.raises(TokenError, match="replay token"):
             concurrency.replay(lost_update, bad)
     assert issubclass(TokenError, ValueError)
+
+
+def test_every_single_character_corruption_is_reported_as_damage() -> None:
+    """Never a wrong schedule, never blamed on the test: a changed character is damage."""
+    token = failure_of(lost_update, "dfs").replay
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    for index in range(len("cc2-"), len(token)):
+        for char in alphabet:
+            if char == token[index]:
+                continue
+            damaged = token[:index] + char + token[index + 1:]
+            with pytest.raises(TokenError, match="damaged"):
+                concurrency.replay(lost_update, damaged)
+
+
+def test_a_token_of_an_older_version_says_so() -> None:
+    with pytest.raises(TokenError, match="older version"):
+        concurrency.replay(lost_update, "cc1-AQIDBAU")
 
 
 def test_token_survives_surrounding_whitespace() -> None:
@@ -455,11 +480,12 @@ def test_concurrency_replay_env_replays_a_decorated_test(monkeypatch: pytest.Mon
         decorated()
     assert replayed.value.strategy == "replay"
     assert replayed.value.trace == failure.trace
-    # A token recorded for another test does not touch this one: it runs as usual.
-    concurrency.test(iterations=2)(correct_for_env_replay)()
+    # A token recorded for another test is an error naming that test, not silently ignored.
+    with pytest.raises(TokenError, match=r"recorded for model\.test_replay_and_trace\.buggy_for_env"):
+        concurrency.test(iterations=2)(correct_for_env_replay)()
 
 
 def test_concurrency_replay_env_with_a_damaged_token(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("CONCURRENCY_REPLAY", "cc1-broken")
+    monkeypatch.setenv("CONCURRENCY_REPLAY", "cc2-broken")
     with pytest.raises(TokenError):
         concurrency.test(iterations=1)(correct_for_env_replay)()

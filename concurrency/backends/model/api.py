@@ -11,21 +11,23 @@ import os
 import time
 import warnings
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from ..._config import MODEL_STRATEGIES
 from ..._errors import IncompleteSearchWarning
-from .runtime import Execution
+from .runtime import Execution, Failure
 from .scheduler import PCT, DepthFirst, RandomWalk, Replay, ReplayDivergence, Strategy
-from .search import Progress, progress_wanted, run_once, shrink
+from .scheduler.replay import LIKELY_CAUSES
+from .search import SHRINK_MIN_SECONDS, SHRINK_SEARCH_FACTOR, Progress, progress_wanted, run_once, shrink
 from .story import Finding, failure_message, render_trace
-from .token import Token, TokenError, test_hash
+from .token import Token, TokenError
 
 DEFAULT_ITERATIONS = {"random": 1000, "pct": 1000, "dfs": 100_000}
 TEST_ITERATIONS = {"random": 100, "pct": 100, "dfs": 1000}
 DEFAULT_MAX_STEPS = 20_000
+REPRODUCTIONS = 3  # replays of a failing schedule before it is reported
 
 __all__ = [
     "ReplayDivergence",
@@ -135,14 +137,21 @@ def _replay_hint(token: str, label: str, command: str | None) -> str:
     return "\n".join(lines)
 
 
-def _failure_error(execution: Execution, *, strategy: str, seed: int | None, iteration: int, label: str,
-                   finding: Finding, command: str | None) -> ScheduleFailure:
+def _signature(failure: Failure) -> str:
+    """A failure's signature as a token records it: `exception:AssertionError`, `deadlock:`."""
+    return ":".join(failure.signature())
+
+
+def _failure_error(execution: Execution, *, strategy: str, seed: int | None, iteration: int,
+                   label: str, finding: Finding, command: str | None,
+                   kind: str | None = None) -> ScheduleFailure:
     failure = execution.failure
     assert failure is not None
-    token = Token(test_hash(label), execution.fingerprint, tuple(execution.decisions)).encode()
+    token = Token(label, _signature(failure), tuple(execution.decisions),
+                  tuple(execution.masks)).encode()
     message = failure_message(execution, finding, token, _replay_hint(token, label, command))
     error = ScheduleFailure(message, replay=token, iteration=iteration, strategy=strategy,
-                            seed=seed, trace=render_trace(execution), kind=failure.kind)
+                            seed=seed, trace=render_trace(execution), kind=kind or failure.kind)
     error.__cause__ = failure.error
     return error
 
@@ -192,7 +201,8 @@ def check(
             ticker.tick(executions, force=ticker.last > ticker.started)
             raise _report(fn, execution, strategy=strategy, seed=seed, iteration=executions,
                           limit=iterations, pct_depth=pct_depth, label=label,
-                          command=replay_command)
+                          command=replay_command,
+                          search_seconds=time.perf_counter() - ticker.started)
         ticker.tick(executions)
         if not more or executions >= iterations:
             break
@@ -204,53 +214,134 @@ def check(
                   bounded, preemption_bound if bounded else None)
 
 
+@dataclass
+class _Reproduction:
+    """What replaying a failing schedule REPRODUCTIONS times showed."""
+
+    hits: int = 0                                 # replays that failed the same way
+    tries: int = 0
+    traced: Execution | None = None               # the first of those, traced
+    divergence: ReplayDivergence | None = None    # the first replay that left the schedule
+    other: Execution | None = None                # the first that followed it but ended otherwise
+
+
+def _reproduce(fn: Callable[[], Any], schedule: Execution, signature: tuple[str, str]) -> _Reproduction:
+    """Replay `schedule` strictly, traced, REPRODUCTIONS times: does the failure recur?"""
+    seen = _Reproduction()
+    for _ in range(REPRODUCTIONS):
+        seen.tries += 1
+        try:
+            execution = _replay_strictly(fn, schedule.decisions, schedule.masks, schedule.max_steps)
+        except ReplayDivergence as divergence:
+            seen.divergence = seen.divergence or divergence
+            continue
+        if execution.failure is not None and execution.failure.signature() == signature:
+            seen.hits += 1
+            seen.traced = seen.traced or execution
+        else:
+            seen.other = seen.other or execution
+    return seen
+
+
+def _replay_strictly(fn: Callable[[], Any], decisions: Sequence[int], masks: Sequence[int],
+                     max_steps: int) -> Execution:
+    """One traced replay that raises ReplayDivergence where it leaves the schedule."""
+    strategy = Replay(decisions, strict=True, masks=masks)
+    execution = run_once(fn, strategy, max_steps, trace=True)
+    if execution.failure is None or len(execution.decisions) == len(decisions):
+        strategy.finish_execution(len(execution.decisions))  # it must have made every decision
+    return execution
+
+
+def _how_it_ended(execution: Execution | None) -> str:
+    if execution is None or execution.failure is None:
+        return "it passed"
+    return f"it ended with {execution.failure.message.splitlines()[0]}"
+
+
 def _report(fn: Callable[[], Any], found: Execution, *, strategy: str, seed: int, iteration: int,
-            limit: int, pct_depth: int, label: str, command: str | None) -> ScheduleFailure:
-    """Shrink the failing schedule, replay it traced, and build the error."""
+            limit: int, pct_depth: int, label: str, command: str | None,
+            search_seconds: float) -> ScheduleFailure:
+    """Shrink the failing schedule, check that it reproduces, and build the error."""
     assert found.failure is not None
-    max_steps = found.max_steps
-    best = shrink(fn, found, max_steps)
-    traced = run_once(fn, Replay(best.decisions, strict=False), max_steps, trace=True)
-    if traced.failure is None or traced.failure.signature() != found.failure.signature():
-        traced = run_once(fn, Replay(found.decisions, strict=False), max_steps, trace=True)
+    signature = found.failure.signature()
+    shrink_budget = max(SHRINK_MIN_SECONDS, SHRINK_SEARCH_FACTOR * search_seconds)
+    best, shrink_cut = shrink(fn, found, found.max_steps, shrink_budget)
+    seen = _reproduce(fn, best, signature)
+    if seen.hits == 0 and best is not found:  # the shrunk schedule may have lost it: the original
+        seen = _reproduce(fn, found, signature)
     settings = f"seed {seed}" if strategy != "dfs" else "exhaustive"
     if strategy == "pct":
         settings += f", depth {pct_depth}"
-    finding = Finding(f"{strategy} ({settings})", f"{iteration} of at most {limit}")
-    if traced.failure is None:  # the schedule does not reproduce: report what we saw
+    finding = Finding(f"{strategy} ({settings})", f"{iteration} of at most {limit}",
+                      (seen.hits, seen.tries))
+    if shrink_cut:
+        finding.notes.append(f"shrinking stopped at its time budget ({shrink_budget:.1f}s); "
+                             "the schedule shown may not be the shortest")
+    seed_shown = None if strategy == "dfs" else seed
+    if seen.traced is not None:
+        if seen.hits < seen.tries:
+            finding.notes.append(
+                f"flaky: only {seen.hits} of {seen.tries} replays failed the same way "
+                f"({_divergence_summary(seen)}); the test is not fully deterministic"
+            )
+        return _failure_error(seen.traced, strategy=strategy, seed=seed_shown,
+                              iteration=iteration, label=label, finding=finding, command=command)
+    # It never recurred: the verdict is the test's nondeterminism, shown with what was seen.
+    traced = run_once(fn, Replay(found.decisions, strict=False), found.max_steps, trace=True)
+    if traced.failure is None or traced.failure.signature() != signature:
         traced = found
-        finding.notes.append("the failure did not reproduce on replay; the test may be flaky")
-    return _failure_error(traced, strategy=strategy, seed=None if strategy == "dfs" else seed,
-                          iteration=iteration, label=label, finding=finding, command=command)
+    finding.notes.append(
+        f"NOT REPRODUCED: the failure did not recur in {seen.tries} replays of its schedule "
+        f"({_divergence_summary(seen)}). The test is not deterministic. {LIKELY_CAUSES}"
+    )
+    return _failure_error(traced, strategy=strategy, seed=seed_shown, iteration=iteration,
+                          label=label, finding=finding, command=command, kind="nondeterministic")
+
+
+def _divergence_summary(seen: _Reproduction) -> str:
+    if seen.divergence is not None:
+        first = str(seen.divergence).split(". ", 1)[0].split("\n", 1)[0]
+        return first.removeprefix("the replay ")
+    return f"the replay followed every decision, but {_how_it_ended(seen.other)}"
 
 
 def replay(fn: Callable[[], Any], token: str, *, max_steps: int | None = None,
-           replay_command: str | None = None) -> Report:
+           replay_command: str | None = None) -> NoReturn:
     """Re-run exactly the interleaving `token` recorded; raise its `ScheduleFailure` again.
 
     Raises `ReplayDivergence` when the run does not follow the recorded
-    decisions (the test reads the clock or real randomness, or it changed).
+    schedule or the recorded failure does not recur (the test is not
+    deterministic, or the code changed), and `TokenError` (a ValueError) for a
+    damaged token or one recorded for another test.
     """
+    decoded = _token_for(token, fn)
+    label = decoded.label
+    max_steps = _positive("max_steps", max_steps) or DEFAULT_MAX_STEPS
+    execution = _replay_strictly(fn, decoded.decisions, decoded.masks, max_steps)
+    failure = execution.failure
+    if failure is None or _signature(failure) != decoded.failure:
+        raise ReplayDivergence(
+            f"the replay followed all {len(decoded.decisions)} recorded decisions, but the "
+            f"recorded failure ({decoded.failure.rstrip(':')}) did not recur: "
+            f"{_how_it_ended(execution)}. {LIKELY_CAUSES}",
+            recorded=decoded.failure.rstrip(":"), replayed=_how_it_ended(execution),
+        )
+    raise _failure_error(execution, strategy="replay", seed=None, iteration=1, label=label,
+                         finding=Finding("replay of a recorded schedule"),
+                         command=replay_command)
+
+
+def _token_for(token: str, fn: Callable[..., Any]) -> Token:
+    """Decode `token` and check it was recorded for `fn` (TokenError otherwise)."""
     decoded = Token.decode(token)
     label = _label(fn)
-    if decoded.test_hash != test_hash(label):
-        raise ReplayDivergence(f"this replay token was recorded for another test, not {label}")
-    max_steps = _positive("max_steps", max_steps) or DEFAULT_MAX_STEPS
-    strategy = Replay(decoded.decisions, strict=True)
-    execution = run_once(fn, strategy, max_steps, trace=True)
-    if execution.failure is None or len(execution.decisions) == len(decoded.decisions):
-        strategy.finish_execution(len(execution.decisions))
-    if execution.fingerprint != decoded.fingerprint:
-        raise ReplayDivergence(
-            "the replay made the recorded decisions but saw different threads enabled at them: "
-            "the test is not deterministic (it reads the clock, real randomness, or state left "
-            "over from earlier runs), or it changed since the token was printed"
+    if decoded.label != label:
+        raise TokenError(
+            f"this replay token was recorded for {decoded.label}, not {label}: "
+            f"replay it with that test"
         )
-    if execution.failure is not None:
-        raise _failure_error(execution, strategy="replay", seed=None, iteration=1, label=label,
-                             finding=Finding("replay of a recorded schedule"),
-                             command=replay_command)
-    return Report("replay", 1, False, None, 0.0, execution.steps)
+    return decoded
 
 
 # --------------------------------------------------------------------------- @concurrency.test
@@ -266,9 +357,9 @@ def _env_int(name: str) -> int | None:
         raise ValueError(f"{name}={raw!r} is not an integer") from None
 
 
-def token_is_for(token: str, fn: Callable[..., Any]) -> bool:
-    """Whether replay token `token` was recorded for `fn` (a malformed token raises)."""
-    return Token.decode(token).test_hash == test_hash(_label(fn))
+def check_replay_token(token: str, fn: Callable[..., Any]) -> None:
+    """Raise TokenError unless `token` is an intact token recorded for `fn`."""
+    _token_for(token, fn)
 
 
 def _pytest_command() -> str | None:
@@ -284,7 +375,7 @@ def run_model_test(call: Callable[[], Any], body: Callable[..., Any], strategy: 
     """Run one `@concurrency.test` body under the model (or replay it)."""
     token = os.environ.get("CONCURRENCY_REPLAY")
     command = _pytest_command()
-    if token and token_is_for(token, body):
+    if token:  # a token of another test raises, naming that test
         replay(call, token, max_steps=options.get("max_steps"),
                replay_command=f"CONCURRENCY_REPLAY={{token}} {command}" if command else None)
         return

@@ -155,7 +155,7 @@ class Execution:
         self._observe = strategy.observe if getattr(strategy, "tracks_steps", False) else None
         self.preemptions = 0
         self.switches = 0  # times the processor passed to another thread
-        self.fingerprint = 0
+        self.masks: list[int] = []  # the enabled threads at each decision (replay checks them)
         self.failure: Failure | None = None
         self.tearing_down = False
         self._serial: dict[str, int] = {}
@@ -228,6 +228,8 @@ class Execution:
         """
         if self.tearing_down:
             self._refuse_after_teardown(obj)
+        if sys.exc_info()[1] is not None:  # in an except/finally/__exit__: is it an interrupt?
+            self._stop_if_interrupted()
         thread = self.current
         thread.op = op
         thread.obj = obj
@@ -272,7 +274,7 @@ class Execution:
                 self.running = chosen
             return chosen
         enabled = []
-        mask = 0  # which threads are enabled, for the replay fingerprint
+        mask = 0  # which threads are enabled, recorded for replays to check
         timed = None
         yielded = 0
         for thread in self.alive:
@@ -294,6 +296,9 @@ class Execution:
             mask |= timed.bit
         if yielded:
             enabled = self._after_yields(enabled, yielded, timed)
+            mask = 0
+            for thread in enabled:
+                mask |= thread.bit
         if len(enabled) == 1:
             chosen = enabled[0]
             if observe is not None and not self._observed(observe, chosen):
@@ -314,7 +319,7 @@ class Execution:
                 self.failure = Failure("strategy", str(exc), exc)
                 return None
             self.decisions.append(chosen.id)
-            self.fingerprint = (self.fingerprint * 1_000_003 ^ mask) & 0xFFFFFFFF
+            self.masks.append(mask)
             preempted = chosen is not running and running in enabled
             self.preempting.append(preempted)
             if preempted:
@@ -370,6 +375,19 @@ class Execution:
             )
         raise GreenletExit
 
+    def _stop_if_interrupted(self) -> None:
+        """An interrupt is propagating through this thread's cleanup: end the execution now.
+
+        Cleanup (a scope joining its threads, a guard's `__exit__`) must not go on
+        scheduling the test after a Ctrl-C; `run` re-raises the interrupt.
+        """
+        interrupt = interrupt_in(sys.exc_info()[1])  # type: ignore[arg-type]
+        if interrupt is None:
+            return
+        if self.interrupt is None:
+            self.interrupt = interrupt
+        self._fail(_INTERRUPTED)
+
     def _fail(self, failure: Failure) -> None:
         """Record `failure` and hand control back to `run`, which tears everything down."""
         if self.failure is None:
@@ -382,9 +400,9 @@ class Execution:
     def run(self, fn: Callable[[], Any], thread_cls: Any) -> Failure | None:
         """Run `fn` as the main thread, then every thread it left running; the failure, if any."""
         previous = execution_state.runtime
-        execution_state.runtime = self
         self.root = greenlet.getcurrent()
         try:
+            execution_state.runtime = self
             self.spawn(thread_cls, fn, (), {}, None)
             while self.failure is None:
                 chosen = self._pick()
@@ -394,9 +412,11 @@ class Execution:
             if self.failure is None:
                 self.failure = self._unobserved_error()
         finally:
-            self._teardown()
-            self.closed = True
-            execution_state.runtime = previous
+            try:
+                self._teardown()
+            finally:  # even when an interrupt lands in the teardown itself
+                self.closed = True
+                execution_state.runtime = previous
         if self.interrupt is not None:
             interrupt, self.interrupt = self.interrupt, None
             raise interrupt
@@ -415,6 +435,7 @@ class Execution:
     def _teardown(self) -> None:
         """Unwind every suspended thread so no frame of this execution outlives it."""
         self.tearing_down = True
+        interrupted: BaseException | None = None
         for thread in self.threads:
             g = thread.greenlet
             if g is not None and g.gr_frame is not None and not g.dead:
@@ -423,10 +444,14 @@ class Execution:
                     g.throw(GreenletExit)
                 except GreenletExit:
                     pass
+                except BaseException as exc:  # an interrupt between two unwinds: finish first
+                    interrupted = interrupted or exc
             thread.greenlet = None
             thread.locals.clear()
         self.alive.clear()
         self.unstarted.clear()
+        if interrupted is not None:
+            raise interrupted
 
     # -- reporting ---------------------------------------------------------------------
 

@@ -19,7 +19,8 @@ from .scheduler import DepthFirst, Replay, Strategy
 from .scheduler.dfs import NondeterminismError
 from .thread import JoinHandle
 
-SHRINK_SECONDS = 3.0
+SHRINK_MIN_SECONDS = 1.0   # shrinking may take this long at least,
+SHRINK_SEARCH_FACTOR = 10  # or this many times as long as the search that found the failure
 SHRINK_ATTEMPTS = 400
 BOUNDED_SEARCH_EXECUTIONS = 300
 
@@ -79,6 +80,10 @@ def _better(candidate: Execution, best: Execution) -> bool:
     return (candidate.preemptions, candidate.steps) < (best.preemptions, best.steps)
 
 
+class _OutOfTime(Exception):
+    """The shrinking budget ran out."""
+
+
 def _fewest_preemptions(fn: Callable[[], Any], found: Execution, max_steps: int,
                         deadline: float) -> Execution:
     """Search DFS with preemption bounds 0, 1, ... for the same failure (small budgets).
@@ -92,7 +97,7 @@ def _fewest_preemptions(fn: Callable[[], Any], found: Execution, max_steps: int,
         explorer = DepthFirst(bound)
         for _ in range(BOUNDED_SEARCH_EXECUTIONS):
             if time.perf_counter() >= deadline:
-                return found
+                raise _OutOfTime
             try:
                 execution = run_once(fn, explorer, max_steps)
             except NondeterminismError:
@@ -106,20 +111,25 @@ def _fewest_preemptions(fn: Callable[[], Any], found: Execution, max_steps: int,
     return found
 
 
-def shrink(fn: Callable[[], Any], found: Execution, max_steps: int) -> Execution:
+def shrink(fn: Callable[[], Any], found: Execution, max_steps: int,
+           seconds: float) -> tuple[Execution, bool]:
     """A schedule that fails the same way with fewer preemptions and steps, if one is found.
 
     First a bounded DFS for the fewest preemptions, then greedy removal of the
     preemptions that remain (latest first), each kept only if it still fails
-    the same way.
+    the same way. Returns the best schedule and whether the `seconds` budget
+    (or the attempt limit) cut shrinking short.
     """
     assert found.failure is not None
     if found.failure.kind == "max_steps":
-        return found  # every shorter schedule stops earlier; nothing to gain
+        return found, False  # every shorter schedule stops earlier; nothing to gain
     signature = found.failure.signature()
-    deadline = time.perf_counter() + SHRINK_SECONDS
+    deadline = time.perf_counter() + seconds
     attempts = 0
-    best = _fewest_preemptions(fn, found, max_steps, deadline)
+    try:
+        best = _fewest_preemptions(fn, found, max_steps, deadline)
+    except _OutOfTime:
+        return found, True
 
     def attempt(decisions: Sequence[int | None]) -> Execution | None:
         nonlocal attempts
@@ -131,12 +141,12 @@ def shrink(fn: Callable[[], Any], found: Execution, max_steps: int) -> Execution
         return None
 
     improved = True
-    while improved and attempts < SHRINK_ATTEMPTS and time.perf_counter() < deadline:
+    while improved:
         improved = False
         preempting = [i for i, flag in enumerate(best.preempting) if flag]
         for index in reversed(preempting):
             if attempts >= SHRINK_ATTEMPTS or time.perf_counter() >= deadline:
-                break
+                return best, True
             decisions = list(best.decisions)
             # First drop this preemption and everything after it, then only this one.
             for candidate in (decisions[:index], [*decisions[:index], None, *decisions[index + 1:]]):
@@ -147,4 +157,4 @@ def shrink(fn: Callable[[], Any], found: Execution, max_steps: int) -> Execution
                     break
             if improved:
                 break
-    return best
+    return best, False
