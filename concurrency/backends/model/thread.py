@@ -41,8 +41,13 @@ class JoinHandle(ModelThreadBase, thread.JoinHandle[Any]):
                 raise TimeoutError(f"thread {self.name} still running after {timeout}s")
         self._joined = True
         if self.error is not None:
+            runtime.reraising(self)  # the report names this thread, not the joiner
             raise self.error
         return self.result
+
+    def _waits(self, waiter: Any) -> tuple[str, list[Any]]:
+        """For a deadlock report: a thread blocked joining this one."""
+        return f"for {self.name} to finish", [self]
 
     def is_finished(self) -> bool:
         self.execution.point("is_finished", self)

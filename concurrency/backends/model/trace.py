@@ -1,47 +1,123 @@
-"""Rendering a traced execution as a swimlane a person can read.
+"""Rendering a traced execution as a table a person can read, in at most 100 columns.
 
-One column per thread, one row per step: the operation, the primitive it
-touched, and `file:line` of the user's code. A `*` marks a preemption: the
-scheduler switched away from a thread that could have gone on.
+One row per step. With up to four threads the table is a swimlane: one column
+per thread holding the operation, the primitive it touched and what it
+returned, and a last column with `file:line` of the user's code. With more
+threads, or when the lanes would get too narrow, it is a list instead: step,
+thread, operation, location. A cell too long for its column wraps onto
+continuation lines (blank step number): nothing is cut off. A `*` marks a
+preemption: the scheduler switched away from a thread that could have gone on.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
 
-MAX_CELL = 64
+WIDTH = 100  # no line of a trace is longer
+LANE_MIN = 16  # narrower lanes than this: the list layout reads better
+LOCATION_MAX = 30  # a longer `file:line` wraps rather than squeezing the lanes
+SEPARATOR = " | "
 LEGEND = "* = preemption: the scheduler switched away from a thread that could have continued"
 
 
-def _cell(event: Any) -> str:
-    """`[* ]op obj detail  file:line`, shortening the operation text, never the location."""
-    what = " ".join(part for part in (event.op, event.obj, event.detail) if part)
-    if event.preempted:
-        what = "* " + what
-    where = f"  {event.location}" if event.location else ""
-    room = max(28, MAX_CELL - len(where))
-    if len(what) > room:
-        what = what[: room - 3] + "..."
-    return what + where
+@dataclass(frozen=True)
+class Step:
+    """One row: the step's number, its thread's column, what it did, where."""
+
+    number: int
+    thread: int
+    text: str
+    location: str
+    preempted: bool = False
+
+    @property
+    def cell(self) -> str:
+        return "* " + self.text if self.preempted else self.text
 
 
-def swimlane(events: Sequence[Any], thread_names: Sequence[str]) -> str:
-    """The steps of one execution, one column per thread."""
-    widths = [len(name) for name in thread_names]
-    rows = []
-    for event in events:
-        cell = _cell(event)
-        widths[event.thread] = max(widths[event.thread], len(cell))
-        rows.append((event.thread, cell))
-    step_width = max(4, len(str(len(rows))))
-    header = "step".rjust(step_width) + " | " + " | ".join(
-        name.ljust(width) for name, width in zip(thread_names, widths, strict=True)
-    )
-    lines = [header, "-" * len(header)]
-    for number, (thread, cell) in enumerate(rows, 1):
-        cells = ["".ljust(width) for width in widths]
-        cells[thread] = cell.ljust(widths[thread])
-        lines.append(str(number).rjust(step_width) + " | " + " | ".join(cells).rstrip())
+def wrap(text: str, width: int) -> list[str]:
+    """`text` in lines of at most `width`, broken at a space where possible (no loss)."""
+    lines = []
+    while len(text) > width:
+        cut = text.rfind(" ", 1, width + 1)
+        if cut <= 0:
+            lines.append(text[:width])
+            text = text[width:]
+        else:
+            lines.append(text[:cut])
+            text = text[cut + 1:]
+    lines.append(text)
+    return lines
+
+
+def _fit(natural: list[int], minimum: list[int], room: int) -> list[int] | None:
+    """Column widths summing to at most `room`, or None if the minimums do not fit.
+
+    Max-min fair: a column narrower than an equal share keeps its natural width,
+    and what it leaves is shared equally by the wider ones (which then wrap).
+    """
+    if sum(min(n, m) for n, m in zip(natural, minimum, strict=True)) > room:
+        return None
+    widths = list(natural)
+    left = room
+    order = sorted(range(len(natural)), key=lambda i: natural[i])
+    for done, index in enumerate(order):
+        share = left // (len(order) - done)
+        widths[index] = min(natural[index], share)
+        left -= widths[index]
+    if any(w < min(n, m) for w, n, m in zip(widths, natural, minimum, strict=True)):
+        return None
+    return widths
+
+
+def _table(headers: list[str], rows: list[tuple[str, list[str]]], widths: list[int],
+           step_width: int) -> list[str]:
+    """Header, dashes, then each row with its cells wrapped to `widths`."""
+
+    def line(number: str, cells: list[list[str]]) -> list[str]:
+        height = max(len(cell) for cell in cells)
+        out = []
+        for k in range(height):
+            parts = [(number if k == 0 else "").rjust(step_width)]
+            parts += [(cell[k] if k < len(cell) else "").ljust(w) for cell, w in zip(cells, widths,
+                                                                                      strict=True)]
+            out.append(SEPARATOR.join(parts).rstrip())
+        return out
+
+    header = line("step", [wrap(name, w) for name, w in zip(headers, widths, strict=True)])
+    lines = [*header, "-" * max(len(text) for text in header)]
+    for number, cells in rows:
+        lines += line(number, [wrap(text, w) for text, w in zip(cells, widths, strict=True)])
+    return lines
+
+
+def render(steps: Sequence[Step], thread_names: Sequence[str]) -> str:
+    """The steps as a swimlane if it fits in WIDTH columns, else as a list; then the legend."""
+    step_width = max(4, len(str(steps[-1].number))) if steps else 4
+    locations = [step.location for step in steps]
+    at_natural = max([2, *map(len, locations)])
+    lanes = len(thread_names)
+    natural = [len(name) for name in thread_names]
+    for step in steps:
+        natural[step.thread] = max(natural[step.thread], len(step.cell))
+    room = WIDTH - step_width - len(SEPARATOR) * (lanes + 1)
+    widths = _fit([*natural, at_natural], [LANE_MIN] * lanes + [LOCATION_MAX], room)
+    if widths is not None:
+        rows = []
+        for step in steps:
+            cells = [""] * lanes
+            cells[step.thread] = step.cell
+            rows.append((str(step.number), [*cells, step.location]))
+        lines = _table([*thread_names, "at"], rows, widths, step_width)
+    else:
+        who = [thread_names[step.thread] for step in steps]
+        natural = [max([6, *map(len, who)]), max([9, *(len(s.cell) for s in steps)]), at_natural]
+        room = WIDTH - step_width - len(SEPARATOR) * 3
+        widths = _fit(natural, [16, 24, LOCATION_MAX], room)
+        assert widths is not None  # 16 + 24 + 30 always fit
+        rows = [(str(s.number), [name, s.cell, s.location]) for s, name in zip(steps, who,
+                                                                               strict=True)]
+        lines = _table(["thread", "operation", "at"], rows, widths, step_width)
     lines.append(LEGEND)
     return "\n".join(lines)
