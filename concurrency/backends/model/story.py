@@ -136,13 +136,19 @@ def describe_failure(failure: Failure) -> str:
 _ADDRESS = re.compile(r"\b0x[0-9a-fA-F]{6,}\b")  # differs run to run: a replay must print the same
 
 
-def _outcome(error: BaseException) -> str:
-    """`ValueError('bad input')`; of a multi-line message only the first line (the
-    traceback below has the rest)."""
+LONG_OUTCOME = 48  # an exception the report shows in full below is named, not repeated, if longer
+
+
+def _outcome(error: BaseException, reported: bool) -> str:
+    """`ValueError('bad input')`; of a multi-line message only the first line, and of a
+    long one that the traceback below shows in full, only the type."""
     text = str(error)
-    if "\n" not in text:
-        return repr(error)
-    return f"{type(error).__name__}({text.split(chr(10), 1)[0]!r} ...)"
+    outcome = repr(error)
+    if "\n" in text:
+        outcome = f"{type(error).__name__}({text.split(chr(10), 1)[0] + ' ...'!r})"
+    if reported and len(outcome) > LONG_OUTCOME:
+        outcome = f"{type(error).__name__} (in full below)"
+    return outcome
 
 
 def _exit_text(execution: Execution, thread_id: int, detail: str) -> str:
@@ -152,25 +158,55 @@ def _exit_text(execution: Execution, thread_id: int, detail: str) -> str:
     error = thread.error
     if error is None or not detail.startswith("raised"):
         return f"exit {detail}".strip()
+    failure = execution.failure
+    reported = failure is not None and failure.error is not None and (
+        error is failure.error or any(error is leaf for leaf in leaves(failure.error)))
     if not isinstance(error, BaseExceptionGroup):
-        return f"exit raised {_outcome(error)}"
+        origin = raised_in(execution, error, thread)
+        came = "" if origin is thread else f" from {origin.name}"
+        return f"exit raised {_outcome(error, reported)}{came}"
     inner = []
     for leaf in leaves(error):
         origin = raised_in(execution, leaf, thread)
-        inner.append(_outcome(leaf) if origin is thread
+        inner.append(_outcome(leaf, reported) if origin is thread
                      else f"{type(leaf).__name__} from {origin.name}")
     return f"exit raised {type(error).__name__} of {', '.join(inner)}"
 
 
+def _raised_at(error: BaseException) -> str:
+    """`file:line` of the innermost frame of the user's code that `error` went through."""
+    where = ""
+    tb = error.__traceback__
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if not _is_library(filename) and not filename.endswith("contextlib.py"):
+            where = f"{os.path.basename(filename)}:{tb.tb_lineno}"
+        tb = tb.tb_next
+    return where
+
+
 def _steps(execution: Execution, first: int) -> list[Step]:
+    """The rows of the trace from event `first` on. An exit by an exception is placed where
+    the thread raised it, or for one re-raised from another thread (by `join`), at the
+    thread's last step (where it got it)."""
     steps = []
+    last: dict[int, str] = {}
+    for event in execution.events[:first]:
+        last[event.thread] = event.location or last.get(event.thread, "")
     for number, event in enumerate(execution.events[first:], first + 1):
+        location = event.location
         if event.op == "exit":
             text = _exit_text(execution, event.thread, event.detail)
+            thread = execution.threads[event.thread]
+            error = thread.error
+            if not location and error is not None and event.detail.startswith("raised"):
+                own = raised_in(execution, error, thread) is thread
+                location = _raised_at(error) if own else last.get(event.thread, "")
         else:
             text = " ".join(part for part in (event.op, event.obj, event.detail) if part)
         text = _ADDRESS.sub("0x...", text)
-        steps.append(Step(number, event.thread, text, event.location, event.preempted))
+        last[event.thread] = location or last.get(event.thread, "")
+        steps.append(Step(number, event.thread, text, location, event.preempted))
     return steps
 
 

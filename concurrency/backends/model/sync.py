@@ -32,7 +32,8 @@ def _released(kind: str) -> NoReturn:
 
 def _held_by(holders: list[Any]) -> str:
     """` held by worker-1` (empty when nobody is known to hold it), for deadlock reports."""
-    names = [holder.name for holder in holders if holder is not None]
+    names = [holder.name + (" (finished)" if holder.finished else "")
+             for holder in holders if holder is not None]
     return f" held by {' and '.join(names)}" if names else ""
 
 
@@ -504,7 +505,8 @@ class RwLock(_Modelled, sync.RwLock[Any]):
         it (in which mode)."""
         threads = self._rt.threads
         holders = [threads[ident] for ident in self._holders if ident != waiter.id]
-        modes = [f"{threads[ident].name} ({', '.join(held)})"
+        modes = [f"{threads[ident].name} ({', '.join(held)}"
+                 + (", finished)" if threads[ident].finished else ")")
                  for ident, held in self._holders.items() if ident != waiter.id]
         wants = self._WANTS.get(waiter.op, f"in {waiter.op} of")
         held = f" held by {' and '.join(modes)}" if modes else ""

@@ -54,20 +54,26 @@ def wrap(text: str, width: int) -> list[str]:
 def _fit(natural: list[int], minimum: list[int], room: int) -> list[int] | None:
     """Column widths summing to at most `room`, or None if the minimums do not fit.
 
-    Max-min fair: a column narrower than an equal share keeps its natural width,
-    and what it leaves is shared equally by the wider ones (which then wrap).
+    Max-min fair: every column gets the same width L (at least its minimum, at
+    most its natural width), the largest L that fits; so a column narrower than
+    its share keeps its natural width and the wider ones share the rest (and wrap).
     """
-    if sum(min(n, m) for n, m in zip(natural, minimum, strict=True)) > room:
+    floor = [min(n, m) for n, m in zip(natural, minimum, strict=True)]
+    if sum(floor) > room:
         return None
-    widths = list(natural)
-    left = room
-    order = sorted(range(len(natural)), key=lambda i: natural[i])
-    for done, index in enumerate(order):
-        share = left // (len(order) - done)
-        widths[index] = min(natural[index], share)
-        left -= widths[index]
-    if any(w < min(n, m) for w, n, m in zip(widths, natural, minimum, strict=True)):
-        return None
+
+    def at(level: int) -> list[int]:
+        return [max(f, min(n, level)) for f, n in zip(floor, natural, strict=True)]
+
+    level = max(natural)
+    while sum(at(level)) > room:
+        level -= 1
+    widths = at(level)
+    spare = room - sum(widths)  # hand what rounding left to the columns still wrapping
+    for index, width in enumerate(widths):
+        if spare and width < natural[index]:
+            widths[index] += 1
+            spare -= 1
     return widths
 
 
