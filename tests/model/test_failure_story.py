@@ -24,6 +24,7 @@ import pytest
 
 import concurrency
 from concurrency import sync, thread
+from concurrency.backends.model.trace import LEGEND
 from concurrency.examples import bank
 from concurrency.sync import atomic
 
@@ -539,3 +540,29 @@ def test_a_lock_left_held_by_a_finished_thread_says_so() -> None:
     assert message.startswith("deadlock: main waits for gate held by leaker (finished)\n")
     assert re.search(rf"main +waits for gate held by leaker \(finished\) +{where('main-waits')}",
                      message)
+
+
+def test_four_threads_in_one_file_keep_the_swimlane_with_line_numbers() -> None:
+    def body() -> None:
+        tally = sync.Mutex(0, name="tally_of_additions")
+
+        def add() -> None:
+            with tally.lock() as guard:  # read
+                seen = guard.value
+            with tally.lock() as guard:  # write
+                guard.value = seen + 1
+
+        with thread.scope() as s:
+            for name in ("adder-one", "adder-two", "adder-three"):
+                s.spawn(add, name=name)
+        with tally.lock() as guard:
+            assert guard.value == 3, "an addition was lost"
+
+    failure = failure_of(body)
+    lines = failure.trace.splitlines()
+    assert all(len(line) <= 100 for line in lines), failure.trace
+    headers, _ = table(failure.trace)
+    assert headers == ["step", "main", "adder-one", "adder-two", "adder-three", "line"]
+    assert lines[-2:] == [f"line = line of {FILE}", LEGEND]
+    lines_used = {at for _, _, what, at in steps_of(failure.trace) if what == "locktally_of_additions"}
+    assert {str(line_of("read")), str(line_of("write"))} <= lines_used

@@ -102,6 +102,10 @@ class MutexGuard(sync.MutexGuard[Any]):
     def unlock(self) -> None:
         self._release(None)
 
+    def __repr__(self) -> str:  # shown in pytest's assertion explanations
+        mutex = self._mutex
+        return f"<MutexGuard of {mutex.name}>" if mutex is not None else "<MutexGuard (released)>"
+
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
@@ -216,6 +220,11 @@ class _RwGuard:
     @property
     def value(self) -> Any:
         return self._held()._value
+
+    def __repr__(self) -> str:  # shown in pytest's assertion explanations
+        rw = self._rw
+        kind = type(self).__name__
+        return f"<{kind} of {rw.name}>" if rw is not None else f"<{kind} (released)>"
 
 
 class ReadGuard(_RwGuard, sync.ReadGuard[Any]):

@@ -37,16 +37,19 @@ class Step:
 
 
 def wrap(text: str, width: int) -> list[str]:
-    """`text` in lines of at most `width`, broken at a space where possible (no loss)."""
+    """`text` in lines of at most `width`, nothing lost: broken at a space where possible
+    (the space goes), else after punctuation (`(`, `.`, `_`...), else anywhere."""
     lines = []
     while len(text) > width:
         cut = text.rfind(" ", 1, width + 1)
-        if cut <= 0:
-            lines.append(text[:width])
-            text = text[width:]
-        else:
+        if cut > 0:
             lines.append(text[:cut])
             text = text[cut + 1:]
+            continue
+        cut = max(text.rfind(mark, 1, width) for mark in "([{,.:;_-/")
+        cut = cut + 1 if cut > 0 else width
+        lines.append(text[:cut])
+        text = text[cut:]
     lines.append(text)
     return lines
 
@@ -98,32 +101,55 @@ def _table(headers: list[str], rows: list[tuple[str, list[str]]], widths: list[i
     return lines
 
 
-def render(steps: Sequence[Step], thread_names: Sequence[str]) -> str:
-    """The steps as a swimlane if it fits in WIDTH columns, else as a list; then the legend."""
-    step_width = max(4, len(str(steps[-1].number))) if steps else 4
-    locations = [step.location for step in steps]
-    at_natural = max([2, *map(len, locations)])
+def _swimlane(steps: Sequence[Step], thread_names: Sequence[str], locations: list[str],
+              at: str, step_width: int) -> list[str] | None:
+    """One column per thread, then the location; None if the lanes would be too narrow."""
     lanes = len(thread_names)
     natural = [len(name) for name in thread_names]
     for step in steps:
         natural[step.thread] = max(natural[step.thread], len(step.cell))
+    at_natural = max([len(at), *map(len, locations)])
     room = WIDTH - step_width - len(SEPARATOR) * (lanes + 1)
     widths = _fit([*natural, at_natural], [LANE_MIN] * lanes + [LOCATION_MAX], room)
-    if widths is not None:
-        rows = []
-        for step in steps:
-            cells = [""] * lanes
-            cells[step.thread] = step.cell
-            rows.append((str(step.number), [*cells, step.location]))
-        lines = _table([*thread_names, "at"], rows, widths, step_width)
-    else:
-        who = [thread_names[step.thread] for step in steps]
-        natural = [max([6, *map(len, who)]), max([9, *(len(s.cell) for s in steps)]), at_natural]
-        room = WIDTH - step_width - len(SEPARATOR) * 3
-        widths = _fit(natural, [16, 24, LOCATION_MAX], room)
-        assert widths is not None  # 16 + 24 + 30 always fit
-        rows = [(str(s.number), [name, s.cell, s.location]) for s, name in zip(steps, who,
-                                                                               strict=True)]
-        lines = _table(["thread", "operation", "at"], rows, widths, step_width)
+    if widths is None:
+        return None
+    rows = []
+    for step, location in zip(steps, locations, strict=True):
+        cells = [""] * lanes
+        cells[step.thread] = step.cell
+        rows.append((str(step.number), [*cells, location]))
+    return _table([*thread_names, at], rows, widths, step_width)
+
+
+def _listing(steps: Sequence[Step], thread_names: Sequence[str], step_width: int) -> list[str]:
+    """One row per step: thread, operation, location (any number of threads fits)."""
+    who = [thread_names[step.thread] for step in steps]
+    natural = [max([6, *map(len, who)]), max([9, *(len(s.cell) for s in steps)]),
+               max([2, *(len(s.location) for s in steps)])]
+    widths = _fit(natural, [16, 24, LOCATION_MAX], WIDTH - step_width - len(SEPARATOR) * 3)
+    assert widths is not None  # 16 + 24 + 30 always fit
+    rows = [(str(s.number), [name, s.cell, s.location]) for s, name in zip(steps, who,
+                                                                           strict=True)]
+    return _table(["thread", "operation", "at"], rows, widths, step_width)
+
+
+def render(steps: Sequence[Step], thread_names: Sequence[str]) -> str:
+    """The steps in at most WIDTH columns, then the legend.
+
+    A swimlane if the lanes get at least LANE_MIN columns; failing that, if every
+    step is in one file, a swimlane with only line numbers (the file named below
+    it); else a list.
+    """
+    step_width = max(4, len(str(steps[-1].number))) if steps else 4
+    locations = [step.location for step in steps]
+    lines = _swimlane(steps, thread_names, locations, "at", step_width)
+    files = {location.rsplit(":", 1)[0] for location in locations if location}
+    if lines is None and len(files) == 1:
+        numbers = [location.rsplit(":", 1)[-1] for location in locations]
+        lines = _swimlane(steps, thread_names, numbers, "line", step_width)
+        if lines is not None:
+            lines.append(f"line = line of {files.pop()}")
+    if lines is None:
+        lines = _listing(steps, thread_names, step_width)
     lines.append(LEGEND)
     return "\n".join(lines)
