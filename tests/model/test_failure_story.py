@@ -566,3 +566,25 @@ def test_four_threads_in_one_file_keep_the_swimlane_with_line_numbers() -> None:
     assert lines[-2:] == [f"line = line of {FILE}", LEGEND]
     lines_used = {at for _, _, what, at in steps_of(failure.trace) if what == "locktally_of_additions"}
     assert {str(line_of("read")), str(line_of("write"))} <= lines_used
+
+
+def test_threads_sharing_a_name_are_numbered_in_reports() -> None:
+    def body() -> None:
+        a = sync.Mutex(name="a")
+        b = sync.Mutex(name="b")
+
+        def take(first: sync.Mutex[None], second: sync.Mutex[None]) -> None:
+            with first.lock(), second.lock():
+                pass
+
+        with thread.scope() as s:
+            s.spawn(take, a, b, name="worker")
+            s.spawn(take, b, a, name="worker")
+
+    failure = failure_of(body)
+    message = str(failure)
+    assert message.startswith("deadlock: worker waits for b held by worker#2; "
+                              "worker#2 waits for a held by worker\n"), message
+    headers, _ = table(failure.trace)
+    assert headers[1:4] == ["main", "worker", "worker#2"]
+    assert "spawnworker#2" in {what for _, _, what, _ in steps_of(failure.trace)}

@@ -180,12 +180,12 @@ class Execution:
         number = taken.get(key, 0)
         while True:
             number += 1
-            label = f"{base}#{number}"
-            if label not in taken:
+            numbered = f"{base}#{number}"
+            if numbered not in taken:
                 break
         taken[key] = number
-        taken[label] = 1
-        return label
+        taken[numbered] = 1
+        return numbered
 
     # -- threads -----------------------------------------------------------------------
 
@@ -451,12 +451,12 @@ class Execution:
         culprits = _cycle({t: holders for t, (_, holders) in waits.items()}, alive)
         if not culprits:
             culprits = [t for t in alive if not waits[t][1]] or alive
-        headline = "deadlock: " + "; ".join(f"{t.name} waits {waits[t][0]}" for t in culprits)
-        width = max(len(t.name) for t in alive)
+        headline = "deadlock: " + "; ".join(f"{label(t)} waits {waits[t][0]}" for t in culprits)
+        width = max(len(label(t)) for t in alive)
         phrase = max(len(what) for what, _ in waits.values()) + len("waits ")
         lines = [headline, "every unfinished thread is blocked:"]
         for thread in alive:
-            lines.append(f"  {thread.name.ljust(width)}  {('waits ' + waits[thread][0]).ljust(phrase)}"
+            lines.append(f"  {label(thread).ljust(width)}  {('waits ' + waits[thread][0]).ljust(phrase)}"
                          f"  {self.location_of(thread)}")
         return Failure("deadlock", "\n".join(lines))
 
@@ -468,8 +468,8 @@ class Execution:
         if describe is not None:
             what, holders = describe(thread)
             return what, [holder for holder in holders if holder is not None]
-        label = getattr(obj, "name", "") if obj is not None else ""
-        return f"in {thread.op} {label}".rstrip(), []
+        name = getattr(obj, "name", "") if obj is not None else ""
+        return f"in {thread.op} {name}".rstrip(), []
 
     def location_of(self, thread: Any) -> str:
         if thread is self.current:
@@ -480,11 +480,14 @@ class Execution:
     def _record(self, thread: Any, op: str, obj: Any, detail: str) -> None:
         preempted = self._preempted_next
         self._preempted_next = False
-        label = getattr(obj, "name", "") if obj is not None else ""
+        if isinstance(obj, ModelThreadBase):
+            name = label(obj)
+        else:
+            name = getattr(obj, "name", "") if obj is not None else ""
         if detail == "timed out":
             detail = "(timed out)"
         self.events.append(
-            Event(thread.id, op, label, user_location(sys._getframe(2)), preempted, detail)
+            Event(thread.id, op, name, user_location(sys._getframe(2)), preempted, detail)
         )
 
     def note(self, op: str, obj: Any = None, detail: str = "") -> None:
@@ -517,6 +520,16 @@ _PRUNED = Failure("pruned", "this execution repeats one already explored")
 
 def _thread_id(thread: Any) -> int:
     return int(thread.id)
+
+
+def label(thread: Any) -> str:
+    """How reports name `thread`: its name, numbered like objects (`worker#2`) when an
+    earlier thread of the execution has the same name, so two threads never print alike."""
+    name: str = thread.name
+    same = [other for other in thread.execution.threads if other.name == name]
+    if len(same) == 1 or same[0] is thread:
+        return name
+    return f"{name}#{same.index(thread) + 1}"
 
 
 def leaves(error: BaseException) -> list[BaseException]:
@@ -563,7 +576,7 @@ def _cycle(waits_on: dict[Any, list[Any]], order: list[Any]) -> list[Any]:
 def _raised(error: BaseException, thread: Any) -> str:
     """`ValueError in thread worker-1: bad input` (the message's first line only)."""
     text = str(error).strip().split("\n", 1)[0]
-    return f"{type(error).__name__} in thread {thread.name}" + (f": {text}" if text else "")
+    return f"{type(error).__name__} in thread {label(thread)}" + (f": {text}" if text else "")
 
 
 def _failure_from_exception(thread: Any) -> Failure:
@@ -580,10 +593,10 @@ def _failure_from_exception(thread: Any) -> Failure:
     lines = [_raised(first, origin)]
     if first is not error:
         group = f"{type(error).__name__}({str(getattr(error, 'message', ''))!r})"
-        lines.append(f"re-raised in thread {thread.name} inside {group}"
+        lines.append(f"re-raised in thread {label(thread)} inside {group}"
                      + (f" with {len(found) - 1} more:" if len(found) > 1 else ""))
         for other in found[1:]:
             lines.append(f"  {_raised(other, raised_in(thread.execution, other, thread))}")
     elif origin is not thread:
-        lines.append(f"re-raised in thread {thread.name} by join()")
-    return Failure(kind, "\n".join(lines), error, origin.name)
+        lines.append(f"re-raised in thread {label(thread)} by join()")
+    return Failure(kind, "\n".join(lines), error, label(origin))

@@ -20,7 +20,7 @@ import re
 import traceback
 from dataclasses import dataclass, field
 
-from .runtime import Execution, Failure, leaves, raised_in
+from .runtime import Execution, Failure, label, leaves, raised_in
 from .trace import Step, render
 
 MAX_TRACE_ROWS = 250
@@ -140,13 +140,15 @@ LONG_OUTCOME = 48  # an exception the report shows in full below is named, not r
 
 
 def _outcome(error: BaseException, reported: bool) -> str:
-    """`ValueError('bad input')`; of a multi-line message only the first line, and of a
-    long one that the traceback below shows in full, only the type."""
-    text = str(error)
+    """`ValueError('bad input')`. An exception the report shows in full below (with its
+    traceback) is shortened: a multi-line message to its first line, a long one to the type."""
     outcome = repr(error)
+    if not reported:
+        return outcome
+    text = str(error)
     if "\n" in text:
         outcome = f"{type(error).__name__}({text.split(chr(10), 1)[0] + ' ...'!r})"
-    if reported and len(outcome) > LONG_OUTCOME:
+    if len(outcome) > LONG_OUTCOME:
         outcome = f"{type(error).__name__} (in full below)"
     return outcome
 
@@ -163,13 +165,13 @@ def _exit_text(execution: Execution, thread_id: int, detail: str) -> str:
         error is failure.error or any(error is leaf for leaf in leaves(failure.error)))
     if not isinstance(error, BaseExceptionGroup):
         origin = raised_in(execution, error, thread)
-        came = "" if origin is thread else f" from {origin.name}"
+        came = "" if origin is thread else f" from {label(origin)}"
         return f"exit raised {_outcome(error, reported)}{came}"
     inner = []
     for leaf in leaves(error):
         origin = raised_in(execution, leaf, thread)
         inner.append(_outcome(leaf, reported) if origin is thread
-                     else f"{type(leaf).__name__} from {origin.name}")
+                     else f"{type(leaf).__name__} from {label(origin)}")
     return f"exit raised {type(error).__name__} of {', '.join(inner)}"
 
 
@@ -212,7 +214,7 @@ def _steps(execution: Execution, first: int) -> list[Step]:
 
 def render_trace(execution: Execution) -> str:
     """The traced steps as a table (the latest MAX_TRACE_ROWS of a long execution)."""
-    names = [thread.name for thread in execution.threads]
+    names = [label(thread) for thread in execution.threads]
     skipped = max(0, len(execution.events) - MAX_TRACE_ROWS)
     table = render(_steps(execution, skipped), names)
     if skipped:

@@ -17,6 +17,7 @@ from ... import sync
 from ..._errors import BrokenBarrierError, Disconnected, Empty, check_timeout, raise_poisoned
 from ...sync import atomic
 from .. import execution_state
+from .runtime import label
 
 
 def _runtime() -> Any:
@@ -32,15 +33,15 @@ def _released(kind: str) -> NoReturn:
 
 def _held_by(holders: list[Any]) -> str:
     """` held by worker-1` (empty when nobody is known to hold it), for deadlock reports."""
-    names = [holder.name + (" (finished)" if holder.finished else "")
+    names = [label(holder) + (" (finished)" if holder.finished else "")
              for holder in holders if holder is not None]
     return f" held by {' and '.join(names)}" if names else ""
 
 
 def _foreign(action: str, lock: Any, owner: Any, me: Any) -> NoReturn:
     raise RuntimeError(
-        f"{action} a guard of {lock.name} from {me.name}, but it was acquired by "
-        f"{owner.name}: only the owner may release it"
+        f"{action} a guard of {lock.name} from {label(me)}, but it was acquired by "
+        f"{label(owner)}: only the owner may release it"
     )
 
 
@@ -128,7 +129,7 @@ class Mutex(_Modelled, sync.Mutex[Any]):
     def _check_not_held(self, me: Any) -> None:
         if self._owner is me:
             raise RuntimeError(
-                f"{self.name} is already locked by this thread ({me.name}); "
+                f"{self.name} is already locked by this thread ({label(me)}); "
                 "locking it again would deadlock"
             )
 
@@ -286,7 +287,7 @@ class UpgradableReadGuard(_RwGuard, sync.UpgradableReadGuard[Any]):
         rw = self._held()
         if self._owner is rw._rt.current and len(rw._holders.get(self._owner.id, ())) > 1:
             raise RuntimeError(
-                f"{rw.name}: {self._owner.name} asks to upgrade while it also holds a read "
+                f"{rw.name}: {label(self._owner)} asks to upgrade while it also holds a read "
                 "guard; upgrade() waits for every reader to leave, so it would deadlock: "
                 "release the read guard first"
             )
@@ -352,7 +353,7 @@ class RwLock(_Modelled, sync.RwLock[Any]):
         if modes:
             held = modes[0]
             raise RuntimeError(
-                f"{self.name}: {me.name} asks for a {mode} guard while it already holds a "
+                f"{self.name}: {label(me)} asks for a {mode} guard while it already holds a "
                 f"{held} guard; that can deadlock (a waiting writer blocks new readers)"
             )
         return me
@@ -514,7 +515,7 @@ class RwLock(_Modelled, sync.RwLock[Any]):
         it (in which mode)."""
         threads = self._rt.threads
         holders = [threads[ident] for ident in self._holders if ident != waiter.id]
-        modes = [f"{threads[ident].name} ({', '.join(held)}"
+        modes = [f"{label(threads[ident])} ({', '.join(held)}"
                  + (", finished)" if threads[ident].finished else ")")
                  for ident, held in self._holders.items() if ident != waiter.id]
         wants = self._WANTS.get(waiter.op, f"in {waiter.op} of")
@@ -646,7 +647,7 @@ class OnceLock(_Modelled, sync.OnceLock[Any]):
     def _waits(self, waiter: Any) -> tuple[str, list[Any]]:
         """For a deadlock report: a thread blocked here waits for the initializer."""
         initializer = self._initializer
-        by = f", being initialized by {initializer.name}" if initializer is not None else ""
+        by = f", being initialized by {label(initializer)}" if initializer is not None else ""
         return f"for {self.name}{by}", [initializer]
 
     def get(self) -> Any:

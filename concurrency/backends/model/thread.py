@@ -8,7 +8,7 @@ from typing import Any
 from ... import thread
 from ..._errors import check_timeout
 from .. import execution_state
-from .runtime import ModelThreadBase
+from .runtime import ModelThreadBase, label
 
 
 def _runtime() -> Any:
@@ -47,7 +47,7 @@ class JoinHandle(ModelThreadBase, thread.JoinHandle[Any]):
 
     def _waits(self, waiter: Any) -> tuple[str, list[Any]]:
         """For a deadlock report: a thread blocked joining this one."""
-        return f"for {self.name} to finish", [self]
+        return f"for {label(self)} to finish", [self]
 
     def is_finished(self) -> bool:
         self.execution.point("is_finished", self)
