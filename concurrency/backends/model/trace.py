@@ -1,12 +1,14 @@
 """Rendering a traced execution as a table a person can read, in at most 100 columns.
 
-One row per step. With up to four threads the table is a swimlane: one column
-per thread holding the operation, the primitive it touched and what it
-returned, and a last column with `file:line` of the user's code. With more
-threads, or when the lanes would get too narrow, it is a list instead: step,
-thread, operation, location. A cell too long for its column wraps onto
-continuation lines (blank step number): nothing is cut off. A `*` marks a
-preemption: the scheduler switched away from a thread that could have gone on.
+One row per step. While every thread gets a lane of LANE_MIN columns (three
+or four threads) the table is a swimlane: one column per thread holding the
+operation, the primitive it touched and what it returned, and a last column
+with `file:line` of the user's code (only the line when that is what makes
+it fit and every step is in one file, which is named below the table). With
+more threads it is a list: step, thread, operation, location. A cell too long
+for its column wraps onto continuation lines (blank step number): nothing is
+cut off. A `*` marks a preemption: the scheduler switched away from a thread
+that could have gone on.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ def wrap(text: str, width: int) -> list[str]:
     """`text` in lines of at most `width`, nothing lost: broken at a space where possible
     (the space goes), else after punctuation (`(`, `.`, `_`...), else anywhere."""
     lines = []
+    width = max(1, width)
     while len(text) > width:
         cut = text.rfind(" ", 1, width + 1)
         if cut > 0:
@@ -95,7 +98,7 @@ def _table(headers: list[str], rows: list[tuple[str, list[str]]], widths: list[i
         return out
 
     header = line("step", [wrap(name, w) for name, w in zip(headers, widths, strict=True)])
-    lines = [*header, "-" * max(len(text) for text in header)]
+    lines = [*header, "-" * (step_width + sum(widths) + len(SEPARATOR) * len(widths))]
     for number, cells in rows:
         lines += line(number, [wrap(text, w) for text, w in zip(cells, widths, strict=True)])
     return lines
