@@ -71,7 +71,7 @@ def table(trace: str) -> tuple[list[str], list[list[str]]]:
     steps: list[list[str]] = []
     for line in lines[dashes + 1:]:
         if " | " not in line and not line.endswith(" |"):
-            break  # the legend
+            break  # the notes and legend below the table
         cells = [cell.strip().replace(" ", "") for cell in line.split("|")]
         if cells[0]:
             steps.append(cells)
@@ -81,8 +81,10 @@ def table(trace: str) -> tuple[list[str], list[list[str]]]:
 
 
 def steps_of(trace: str) -> list[tuple[int, str, str, str]]:
-    """(number, thread, what, where) of each step, from either layout; `*` marks dropped."""
+    """(number, thread, what, file:line) of each step, whatever the layout; `*` dropped."""
     headers, steps = table(trace)
+    in_file = re.search(r"^line = line number in (.+)$", trace, re.MULTILINE)
+    assert (headers[-1] == "line") == bool(in_file), trace
     out = []
     for cells in steps:
         if headers[1:] == ["thread", "operation", "at"]:
@@ -90,7 +92,8 @@ def steps_of(trace: str) -> list[tuple[int, str, str, str]]:
         else:
             lane = next(i for i in range(1, len(cells) - 1) if cells[i])
             thread_name, what = headers[lane], cells[lane]
-        out.append((int(cells[0]), thread_name, what.removeprefix("*"), cells[-1]))
+        at = f"{in_file.group(1)}:{cells[-1]}" if in_file and cells[-1] else cells[-1]
+        out.append((int(cells[0]), thread_name, what.removeprefix("*"), at))
     return out
 
 
@@ -456,7 +459,7 @@ def test_two_threads_with_long_names_wrap_in_the_swimlane() -> None:
     assert all(len(line) <= 100 for line in lines), failure.trace
     assert not lines[1].startswith("-"), "the long names wrap over several header lines"
     headers, _ = table(failure.trace)
-    assert headers == ["step", "main", f"{long_thread}-1", f"{long_thread}-2", "at"]
+    assert headers[:4] == ["step", "main", f"{long_thread}-1", f"{long_thread}-2"]
     assert {who for _, who, _, _ in steps_of(failure.trace)} == set(headers[1:4])
 
 
@@ -563,9 +566,9 @@ def test_four_threads_in_one_file_keep_the_swimlane_with_line_numbers() -> None:
     assert all(len(line) <= 100 for line in lines), failure.trace
     headers, _ = table(failure.trace)
     assert headers == ["step", "main", "adder-one", "adder-two", "adder-three", "line"]
-    assert lines[-2:] == [f"line = line of {FILE}", LEGEND]
+    assert lines[-2:] == [f"line = line number in {FILE}", LEGEND]
     lines_used = {at for _, _, what, at in steps_of(failure.trace) if what == "locktally_of_additions"}
-    assert {str(line_of("read")), str(line_of("write"))} <= lines_used
+    assert {where("read"), where("write")} <= lines_used
 
 
 def test_threads_sharing_a_name_are_numbered_in_reports() -> None:

@@ -3,8 +3,8 @@
 One row per step. While every thread gets a lane of LANE_MIN columns (three
 or four threads) the table is a swimlane: one column per thread holding the
 operation, the primitive it touched and what it returned, and a last column
-with `file:line` of the user's code (only the line when that is what makes
-it fit and every step is in one file, which is named below the table). With
+with `file:line` of the user's code (only the line when every step is in one
+file, named below the table, and that makes the table shorter). With
 more threads it is a list: step, thread, operation, location. A cell too long
 for its column wraps onto continuation lines (blank step number): nothing is
 cut off. A `*` marks a preemption: the scheduler switched away from a thread
@@ -139,19 +139,19 @@ def _listing(steps: Sequence[Step], thread_names: Sequence[str], step_width: int
 def render(steps: Sequence[Step], thread_names: Sequence[str]) -> str:
     """The steps in at most WIDTH columns, then the legend.
 
-    A swimlane if the lanes get at least LANE_MIN columns; failing that, if every
-    step is in one file, a swimlane with only line numbers (the file named below
-    it); else a list.
+    A swimlane if the lanes get at least LANE_MIN columns, with only line numbers
+    (the file named below it) if every step is in one file and that wraps fewer
+    cells; else a list.
     """
     step_width = max(4, len(str(steps[-1].number))) if steps else 4
     locations = [step.location for step in steps]
     lines = _swimlane(steps, thread_names, locations, "at", step_width)
     files = {location.rsplit(":", 1)[0] for location in locations if location}
-    if lines is None and len(files) == 1:
+    if len(files) == 1:
         numbers = [location.rsplit(":", 1)[-1] for location in locations]
-        lines = _swimlane(steps, thread_names, numbers, "line", step_width)
-        if lines is not None:
-            lines.append(f"line = line of {files.pop()}")
+        shorter = _swimlane(steps, thread_names, numbers, "line", step_width)
+        if shorter is not None and (lines is None or len(shorter) + 1 < len(lines)):
+            lines = [*shorter, f"line = line number in {files.pop()}"]
     if lines is None:
         lines = _listing(steps, thread_names, step_width)
     lines.append(LEGEND)
