@@ -42,7 +42,9 @@ def _leaves(error: BaseException | None) -> Iterator[BaseException]:
 
 def _assert_symptom(bug: Bug, failure: concurrency.ScheduleFailure) -> None:
     if bug.kind == "deadlock":
-        blocked = [line for line in str(failure).splitlines() if " is blocked in " in line]
+        message = str(failure)
+        blocked = message.split("every unfinished thread is blocked:\n", 1)[1].split("\n\n")[0]
+        blocked = [line for line in blocked.splitlines() if " waits " in line]
         assert any(bug.symptom in line for line in blocked), (
             f"{bug.name}: expected a thread blocked on {bug.symptom!r}; the report says:\n"
             + "\n".join(blocked)

@@ -163,12 +163,29 @@ class Execution:
     # -- naming ----------------------------------------------------------------------
 
     def name_for(self, kind: str, name: str | None) -> str:
-        """Deterministic per-execution labels (`Mutex#1`), so replays print the same trace."""
-        if name is not None:
+        """Deterministic per-execution labels, one per object, so replays print the same trace.
+
+        Unnamed objects are `Mutex#1`, `Mutex#2`...; a given name is used as is the
+        first time and becomes `pool.lock#2`, `pool.lock#3`... for further objects
+        created with the same name, so two objects never print alike.
+        """
+        taken = self._serial  # label -> objects that asked for it; "\0kind" -> last number
+        if name is None:
+            base, key = kind, "\0" + kind
+        elif name not in taken:
+            taken[name] = 1
             return name
-        n = self._serial.get(kind, 0) + 1
-        self._serial[kind] = n
-        return f"{kind}#{n}"
+        else:
+            base, key = name, name
+        number = taken.get(key, 0)
+        while True:
+            number += 1
+            numbered = f"{base}#{number}"
+            if numbered not in taken:
+                break
+        taken[key] = number
+        taken[numbered] = 1
+        return numbered
 
     # -- threads -----------------------------------------------------------------------
 
@@ -456,12 +473,39 @@ class Execution:
     # -- reporting ---------------------------------------------------------------------
 
     def _deadlock(self) -> Failure:
-        lines = []
-        for thread in self.alive:
-            obj = getattr(thread.obj, "name", None) or (thread.obj.name if thread.obj else "")
-            lines.append(f"  {thread.name} is blocked in {thread.op} {obj} at "
-                         f"{self.location_of(thread)}")
-        return Failure("deadlock", "deadlock: every unfinished thread is blocked\n" + "\n".join(lines))
+        """Every unfinished thread is blocked: each one, what it waits for, who holds that.
+
+        The headline names a cycle of threads waiting for each other if there is
+        one, else the threads that wait for no other (a notify or message that
+        never comes); the lines after it list every blocked thread.
+        """
+        alive = list(self.alive)
+        waits = {}
+        for thread in alive:
+            what, holders = self.waiting(thread)
+            waits[thread] = (what, [h for h in holders if h in alive and h is not thread])
+        culprits = _cycle({t: holders for t, (_, holders) in waits.items()}, alive)
+        if not culprits:
+            culprits = [t for t in alive if not waits[t][1]] or alive
+        headline = "deadlock: " + "; ".join(f"{label(t)} waits {waits[t][0]}" for t in culprits)
+        width = max(len(label(t)) for t in alive)
+        phrase = max(len(what) for what, _ in waits.values()) + len("waits ")
+        lines = [headline, "every unfinished thread is blocked:"]
+        for thread in alive:
+            lines.append(f"  {label(thread).ljust(width)}  {('waits ' + waits[thread][0]).ljust(phrase)}"
+                         f"  {self.location_of(thread)}")
+        return Failure("deadlock", "\n".join(lines))
+
+    def waiting(self, thread: Any) -> tuple[str, list[Any]]:
+        """What blocked `thread` waits for (`for pool.lock held by worker-1`) and the threads
+        it waits on; the primitive describes itself (`_waits`) where it can."""
+        obj = thread.obj
+        describe = getattr(obj, "_waits", None)
+        if describe is not None:
+            what, holders = describe(thread)
+            return what, [holder for holder in holders if holder is not None]
+        name = getattr(obj, "name", "") if obj is not None else ""
+        return f"in {thread.op} {name}".rstrip(), []
 
     def location_of(self, thread: Any) -> str:
         if thread is self.current:
@@ -472,9 +516,14 @@ class Execution:
     def _record(self, thread: Any, op: str, obj: Any, detail: str) -> None:
         preempted = self._preempted_next
         self._preempted_next = False
-        label = getattr(obj, "name", "") if obj is not None else ""
+        if isinstance(obj, ModelThreadBase):
+            name = label(obj)
+        else:
+            name = getattr(obj, "name", "") if obj is not None else ""
+        if detail == "timed out":
+            detail = "(timed out)"
         self.events.append(
-            Event(thread.id, op, label, user_location(sys._getframe(2)), preempted, detail)
+            Event(thread.id, op, name, user_location(sys._getframe(2)), preempted, detail)
         )
 
     def note(self, op: str, obj: Any = None, detail: str = "") -> None:
@@ -482,10 +531,20 @@ class Execution:
         self._record(self.current, op, obj, detail)
 
     def annotate(self, detail: str) -> None:
-        """Trace mode: add what the last operation returned (`try_lock -> None`)."""
+        """Trace mode: add to the current thread's last step what it returned (`-> None`) or
+        how it went (`(acquired)`, `(notified)`)."""
         if self.events:
             event = self.events[-1]
             event.detail = f"{event.detail} {detail}".strip()
+
+    _origins: dict[int, Any] | None = None  # id(exception) -> the thread that raised it
+
+    def reraising(self, thread: Any) -> None:
+        """`thread`'s exception is about to be re-raised in another thread (by `join`):
+        remember which thread it came from, so the report names that one."""
+        if self._origins is None:
+            self._origins = {}
+        self._origins.setdefault(id(thread.error), thread)
 
     def thread_local_namespace(self, key: Any) -> dict[str, Any]:
         namespace: dict[str, Any] = self.current.locals.setdefault(key, {})
@@ -541,23 +600,81 @@ def _thread_id(thread: Any) -> int:
     return int(thread.id)
 
 
-def _leaves(error: BaseException) -> list[BaseException]:
+def label(thread: Any) -> str:
+    """How reports name `thread`: its name, numbered like objects (`worker#2`) when an
+    earlier thread of the execution has the same name, so two threads never print alike."""
+    name: str = thread.name
+    same = [other for other in thread.execution.threads if other.name == name]
+    if len(same) == 1 or same[0] is thread:
+        return name
+    return f"{name}#{same.index(thread) + 1}"
+
+
+def leaves(error: BaseException) -> list[BaseException]:
     """The exceptions inside (possibly nested) exception groups, or the error itself."""
     if isinstance(error, BaseExceptionGroup):
-        return [leaf for inner in error.exceptions for leaf in _leaves(inner)]
+        return [leaf for inner in error.exceptions for leaf in leaves(inner)]
     return [error]
 
 
+def raised_in(execution: Execution, error: BaseException, default: Any) -> Any:
+    """The thread `error` was raised in: where `join` got it from, else `default`."""
+    origins = execution._origins
+    origin = origins.get(id(error)) if origins else None
+    return origin if origin is not None and origin.error is error else default
+
+
+def _cycle(waits_on: dict[Any, list[Any]], order: list[Any]) -> list[Any]:
+    """A cycle of threads each waiting on the next, starting at the earliest; [] if none."""
+    state: dict[Any, int] = {}
+
+    def visit(thread: Any, path: list[Any]) -> list[Any]:
+        state[thread] = 1
+        path.append(thread)
+        for other in waits_on[thread]:
+            if state.get(other) == 1:
+                return path[path.index(other):]
+            if other not in state:
+                found = visit(other, path)
+                if found:
+                    return found
+        state[thread] = 2
+        path.pop()
+        return []
+
+    for thread in order:
+        if thread not in state:
+            found = visit(thread, [])
+            if found:
+                first = min(range(len(found)), key=lambda i: int(found[i].id))
+                return found[first:] + found[:first]
+    return []
+
+
+def _raised(error: BaseException, thread: Any) -> str:
+    """`ValueError in thread worker-1: bad input` (the message's first line only)."""
+    text = str(error).strip().split("\n", 1)[0]
+    return f"{type(error).__name__} in thread {label(thread)}" + (f": {text}" if text else "")
+
+
 def _failure_from_exception(thread: Any) -> Failure:
+    """The failure of `thread` ending with an exception, attributed to the thread that
+    raised it: an exception re-raised by `join`, or by `thread.scope()` inside an
+    ExceptionGroup, is reported as raised in the thread it came from."""
     from ..._errors import PoisonError
 
     error = thread.error
-    leaves = _leaves(error)
-    first = leaves[0]
+    found = leaves(error)
+    first = found[0]
+    origin = raised_in(thread.execution, first, thread)
     kind = "poisoned" if isinstance(first, PoisonError) else "exception"
-    where = "the test body" if thread.id == 0 else f"thread {thread.name}"
-    message = f"{type(first).__name__} in {where}: {first}"
+    lines = [_raised(first, origin)]
     if first is not error:
-        more = f" and {len(leaves) - 1} more" if len(leaves) > 1 else ""
-        message += f" (inside {type(error).__name__}{more})"
-    return Failure(kind, message, error, thread.name)
+        group = f"{type(error).__name__}({str(getattr(error, 'message', ''))!r})"
+        lines.append(f"re-raised in thread {label(thread)} inside {group}"
+                     + (f" with {len(found) - 1} more:" if len(found) > 1 else ""))
+        for other in found[1:]:
+            lines.append(f"  {_raised(other, raised_in(thread.execution, other, thread))}")
+    elif origin is not thread:
+        lines.append(f"re-raised in thread {label(thread)} by join()")
+    return Failure(kind, "\n".join(lines), error, label(origin))

@@ -17,6 +17,7 @@ from ... import sync
 from ..._errors import BrokenBarrierError, Disconnected, Empty, check_timeout, raise_poisoned
 from ...sync import atomic
 from .. import execution_state
+from .runtime import label
 
 
 def _runtime() -> Any:
@@ -30,10 +31,17 @@ def _released(kind: str) -> NoReturn:
     raise RuntimeError(f"this {kind} was already released; it cannot be used any more")
 
 
+def _held_by(holders: list[Any]) -> str:
+    """` held by worker-1` (empty when nobody is known to hold it), for deadlock reports."""
+    names = [label(holder) + (" (finished)" if holder.finished else "")
+             for holder in holders if holder is not None]
+    return f" held by {' and '.join(names)}" if names else ""
+
+
 def _foreign(action: str, lock: Any, owner: Any, me: Any) -> NoReturn:
     raise RuntimeError(
-        f"{action} a guard of {lock.name} from {me.name}, but it was acquired by "
-        f"{owner.name}: only the owner may release it"
+        f"{action} a guard of {lock.name} from {label(me)}, but it was acquired by "
+        f"{label(owner)}: only the owner may release it"
     )
 
 
@@ -95,6 +103,10 @@ class MutexGuard(sync.MutexGuard[Any]):
     def unlock(self) -> None:
         self._release(None)
 
+    def __repr__(self) -> str:  # shown in pytest's assertion explanations
+        mutex = self._mutex
+        return f"<MutexGuard of {mutex.name}>" if mutex is not None else "<MutexGuard (released)>"
+
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
@@ -117,7 +129,7 @@ class Mutex(_Modelled, sync.Mutex[Any]):
     def _check_not_held(self, me: Any) -> None:
         if self._owner is me:
             raise RuntimeError(
-                f"{self.name} is already locked by this thread ({me.name}); "
+                f"{self.name} is already locked by this thread ({label(me)}); "
                 "locking it again would deadlock"
             )
 
@@ -169,6 +181,14 @@ class Mutex(_Modelled, sync.Mutex[Any]):
         self._rt.point("clear_poison", self)
         self._poison = None
 
+    def _waits(self, waiter: Any) -> tuple[str, list[Any]]:
+        """For a deadlock report: what a thread blocked on this lock waits for."""
+        owner = self._owner
+        holders = [owner] if owner is not None else []
+        if waiter.op == "relock":
+            return f"to relock {self.name}{_held_by(holders)} (after a Condvar wait)", holders
+        return f"for {self.name}{_held_by(holders)}", holders
+
     def __repr__(self) -> str:
         return f"<model Mutex {self.name}>"
 
@@ -201,6 +221,11 @@ class _RwGuard:
     @property
     def value(self) -> Any:
         return self._held()._value
+
+    def __repr__(self) -> str:  # shown in pytest's assertion explanations
+        rw = self._rw
+        kind = type(self).__name__
+        return f"<{kind} of {rw.name}>" if rw is not None else f"<{kind} (released)>"
 
 
 class ReadGuard(_RwGuard, sync.ReadGuard[Any]):
@@ -262,7 +287,7 @@ class UpgradableReadGuard(_RwGuard, sync.UpgradableReadGuard[Any]):
         rw = self._held()
         if self._owner is rw._rt.current and len(rw._holders.get(self._owner.id, ())) > 1:
             raise RuntimeError(
-                f"{rw.name}: {self._owner.name} asks to upgrade while it also holds a read "
+                f"{rw.name}: {label(self._owner)} asks to upgrade while it also holds a read "
                 "guard; upgrade() waits for every reader to leave, so it would deadlock: "
                 "release the read guard first"
             )
@@ -328,7 +353,7 @@ class RwLock(_Modelled, sync.RwLock[Any]):
         if modes:
             held = modes[0]
             raise RuntimeError(
-                f"{self.name}: {me.name} asks for a {mode} guard while it already holds a "
+                f"{self.name}: {label(me)} asks for a {mode} guard while it already holds a "
                 f"{held} guard; that can deadlock (a waiting writer blocks new readers)"
             )
         return me
@@ -373,6 +398,8 @@ class RwLock(_Modelled, sync.RwLock[Any]):
             return self._acquire(op, "write", self._can_write, False, None)
         me = self._enter("write")
         runtime.point(op, self)
+        if runtime.tracing:  # two steps: the request (holding back new readers), the grant
+            runtime.annotate("(requested)" if self._can_write() else "(blocks)")
         self._writers_waiting += 1
         deadline = None if timeout is None else runtime.clock + timeout
         try:
@@ -381,6 +408,8 @@ class RwLock(_Modelled, sync.RwLock[Any]):
             self._writers_waiting -= 1
         if not acquired:
             return None
+        if runtime.tracing:
+            runtime.annotate("(acquired)")
         self._admit(me, "write")
         return me
 
@@ -448,11 +477,15 @@ class RwLock(_Modelled, sync.RwLock[Any]):
     def _upgrade(self, me: Any) -> None:
         runtime = self._rt
         runtime.point("upgrade", self)
+        if runtime.tracing:  # two steps: the request (holding back new readers), the grant
+            runtime.annotate("(requested)" if self._no_readers() else "(blocks)")
         self._upgrading = True
         try:
             runtime.point("upgrade", self, self._no_readers)
         finally:
             self._upgrading = False
+        if runtime.tracing:
+            runtime.annotate("(upgraded)")
         self._upgradable = None
         self._writer = me
         self._forget(me, "upgradable read")
@@ -472,6 +505,23 @@ class RwLock(_Modelled, sync.RwLock[Any]):
     def clear_poison(self) -> None:
         self._rt.point("clear_poison", self)
         self._poison = None
+
+    _WANTS = {"read": "to read", "try_read_for": "to read", "write": "to write",
+              "try_write_for": "to write", "upgradable_read": "for an upgradable read of",
+              "upgrade": "to upgrade"}
+
+    def _waits(self, waiter: Any) -> tuple[str, list[Any]]:
+        """For a deadlock report: what a thread blocked on this lock waits for, and who holds
+        it (in which mode)."""
+        threads = self._rt.threads
+        holders = [threads[ident] for ident in self._holders if ident != waiter.id]
+        modes = [f"{label(threads[ident])} ({', '.join(held)}"
+                 + (", finished)" if threads[ident].finished else ")")
+                 for ident, held in self._holders.items() if ident != waiter.id]
+        wants = self._WANTS.get(waiter.op, f"in {waiter.op} of")
+        held = f" held by {' and '.join(modes)}" if modes else ""
+        queued = " (a writer waits first)" if waiter.op == "read" and self._writers_waiting else ""
+        return f"{wants} {self.name}{held}{queued}", holders
 
 
 # --------------------------------------------------------------------------- Condvar
@@ -520,10 +570,14 @@ class Condvar(_Modelled, sync.Condvar):
         waiter = _Waiter()
         self._waiters.append(waiter)  # registered before the release: no lost wakeup
         runtime.point("unlock", mutex)  # the release is a step on the mutex, not the condvar
+        if runtime.tracing:
+            runtime.annotate(f"(in {self.name}.wait)")
         mutex._owner = None
         deadline = None if timeout is None else runtime.clock + timeout
-        if not runtime.point("woken", self, waiter.is_notified, deadline):
+        if not runtime.point("wait", self, waiter.is_notified, deadline):
             self._waiters.remove(waiter)
+        elif runtime.tracing:
+            runtime.annotate("(notified)")
         runtime.point("relock", mutex, mutex._free)
         mutex._owner = me
         if mutex._poison is not None:
@@ -552,6 +606,10 @@ class Condvar(_Modelled, sync.Condvar):
                 return True
             self._wait(guard, left)
         return False
+
+    def _waits(self, waiter: Any) -> tuple[str, list[Any]]:
+        """For a deadlock report: a thread blocked here was not notified (or it could go on)."""
+        return f"in {self.name}.wait (not notified)", []
 
     def notify_one(self) -> None:
         self._rt.point("notify_one", self)
@@ -585,6 +643,12 @@ class OnceLock(_Modelled, sync.OnceLock[Any]):
             raise RuntimeError(
                 f"{self.name}.{what}() called from inside its own initializer: it would deadlock"
             )
+
+    def _waits(self, waiter: Any) -> tuple[str, list[Any]]:
+        """For a deadlock report: a thread blocked here waits for the initializer."""
+        initializer = self._initializer
+        by = f", being initialized by {label(initializer)}" if initializer is not None else ""
+        return f"for {self.name}{by}", [initializer]
 
     def get(self) -> Any:
         self._rt.point("get", self)
@@ -646,18 +710,24 @@ class Barrier(_Modelled, sync.Barrier):
     def wait(self, timeout: float | None = None) -> sync.BarrierWaitResult:
         timeout = check_timeout(timeout, "Barrier.wait")
         runtime = self._rt
-        runtime.point("barrier_wait", self)
+        runtime.point("wait", self)
         if self._broken:
+            if runtime.tracing:
+                runtime.annotate("(broken)")
             raise BrokenBarrierError(f"{self.name} is broken")
         current = self._round
         current.arrived += 1
+        if runtime.tracing:
+            runtime.annotate(f"(arrives {current.arrived} of {self.parties})")
         if current.arrived == self.parties:
             current.done = True
             self._round = _Round()
             return sync.BarrierWaitResult(is_leader=True)
         deadline = None if timeout is None else runtime.clock + timeout
-        if not runtime.point("barrier_blocked", self, current.over, deadline):
+        if not runtime.point("wait", self, current.over, deadline):
             self._break(current)
+        elif runtime.tracing:
+            runtime.annotate("(broken)" if current.broken else "(released)")
         if current.broken:
             raise BrokenBarrierError(f"{self.name} was broken while waiting")
         return sync.BarrierWaitResult(is_leader=False)
@@ -668,6 +738,10 @@ class Barrier(_Modelled, sync.Barrier):
         self._broken = True
         if current is self._round:
             self._round = _Round()
+
+    def _waits(self, waiter: Any) -> tuple[str, list[Any]]:
+        """For a deadlock report: a thread blocked here waits for the other parties."""
+        return f"at {self.name} ({self._round.arrived} of {self.parties} arrived)", []
 
     def abort(self) -> None:
         self._rt.point("abort", self)
@@ -724,6 +798,10 @@ class Semaphore(_Modelled, sync.Semaphore):
 
     def _has_permit(self) -> bool:
         return self._permits > 0
+
+    def _waits(self, waiter: Any) -> tuple[str, list[Any]]:
+        """For a deadlock report: a thread blocked here waits for a permit."""
+        return f"for a permit of {self.name} (none left)", []
 
     def _take(self, op: str, blocking: bool, timeout: float | None) -> SemaphoreGuard | None:
         runtime = self._rt
@@ -872,6 +950,16 @@ class _Channel(_Modelled):
         for waker in list(self.wakers):
             waker()
 
+    def _waits(self, waiter: Any) -> tuple[str, list[Any]]:
+        """For a deadlock report: what a thread blocked on this channel waits for."""
+        if waiter.op in ("recv", "recv_timeout"):
+            return f"to receive on {self.name} (empty)", []
+        if waiter.op == "send" and self.bound == 0:
+            return f"for a receiver to take its message on {self.name}", []
+        if waiter.op == "send":
+            return f"to send on {self.name} (full: {len(self.items)} queued)", []
+        return f"in {waiter.op} {self.name}", []
+
 
 class Sender(sync.Sender[Any]):
     __slots__ = ("_channel", "_closed", "name")
@@ -901,7 +989,9 @@ class Sender(sync.Sender[Any]):
         def settled() -> bool:
             return offer.taken or self._closed or channel.receiver_closed
 
-        runtime.point("send_handoff", channel, settled)
+        runtime.point("send", channel, settled)
+        if runtime.tracing:
+            runtime.annotate("(taken)" if offer.taken else "(withdrawn)")
         if not offer.taken:  # withdrawn: nobody will receive it
             if offer in channel.items:
                 channel.items.remove(offer)

@@ -8,7 +8,7 @@ from typing import Any
 from ... import thread
 from ..._errors import check_timeout
 from .. import execution_state
-from .runtime import ModelThreadBase
+from .runtime import ModelThreadBase, label
 
 
 def _runtime() -> Any:
@@ -41,8 +41,13 @@ class JoinHandle(ModelThreadBase, thread.JoinHandle[Any]):
                 raise TimeoutError(f"thread {self.name} still running after {timeout}s")
         self._joined = True
         if self.error is not None:
+            runtime.reraising(self)  # the report names this thread, not the joiner
             raise self.error
         return self.result
+
+    def _waits(self, waiter: Any) -> tuple[str, list[Any]]:
+        """For a deadlock report: a thread blocked joining this one."""
+        return f"for {label(self)} to finish", [self]
 
     def is_finished(self) -> bool:
         self.execution.point("is_finished", self)
