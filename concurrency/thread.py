@@ -139,6 +139,8 @@ def scope() -> Iterator[Scope]:
     body_error: BaseException | None = None
     try:
         yield spawner
+    except GeneratorExit:
+        raise  # the `with` never resumed (its frame was discarded): nothing to join from here
     except BaseException as exc:
         body_error = exc
     errors = spawner._join_all()

@@ -564,7 +564,7 @@ def interrupt_in(error: BaseException) -> BaseException | None:
     Such an exception ends the search and propagates as itself.
     """
     handlers = None
-    for leaf in _leaves(error):
+    for leaf in leaves(error):
         if isinstance(leaf, KeyboardInterrupt | SystemExit):
             return leaf
         if isinstance(leaf, Exception):
