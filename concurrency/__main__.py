@@ -231,6 +231,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    value = _int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
 def _int(text: str) -> int:
     try:
         return int(text)
@@ -289,7 +296,7 @@ def _parser() -> argparse.ArgumentParser:
     check_cmd.add_argument("--max-steps", type=_positive_int, default=None, metavar="N",
                            help=max_steps_help)
     check_cmd.add_argument(
-        "--preemption-bound", type=_int, default=None, metavar="K",
+        "--preemption-bound", type=_non_negative_int, default=None, metavar="K",
         help="dfs only: explore just the schedules with at most K preemptions (default: "
              "no bound); covering those is NOT the whole space",
     )

@@ -212,9 +212,10 @@ def test_a_target_that_needs_arguments_is_refused_before_running(project: Path) 
     ["check", "targets:correct", "--iterations", "many"],
     ["check", "targets:correct", "--strategy", "threading"],
     ["check", "targets:correct", "--strategy", "random", "--preemption-bound", "2"],
+    ["check", "targets:correct", "--strategy", "dfs", "--preemption-bound", "-1"],
     ["check"],
 ], ids=["zero-iterations", "word-iterations", "real-thread-strategy", "bound-without-dfs",
-        "no-target"])
+        "negative-bound", "no-target"])
 def test_bad_arguments_exit_2(project: Path, args: list[str]) -> None:
     done = cli(project, *args)
     assert done.returncode == 2, done.stdout + done.stderr
