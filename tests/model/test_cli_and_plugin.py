@@ -197,8 +197,12 @@ def test_bogus_backend_fails_at_import_naming_the_value(project: Path) -> None:
     assert "CONCURRENCY_BACKEND='bogus' is not a backend" in imported.stderr
     assert "threading, fast, random, pct, dfs" in imported.stderr
     under_pytest = run_pytest(project, "test_generated.py", CONCURRENCY_BACKEND="bogus")
-    assert under_pytest.returncode != 0
-    assert "'bogus'" in under_pytest.stdout + under_pytest.stderr
+    assert under_pytest.returncode == 4  # pytest's usage error
+    assert under_pytest.stderr.strip() == (
+        "ERROR: CONCURRENCY_BACKEND='bogus' is not a backend; valid values are: "
+        "threading, fast, random, pct, dfs"
+    ), under_pytest.stderr
+    assert "INTERNALERROR" not in under_pytest.stdout + under_pytest.stderr
 
 
 # --------------------------------------------------------------------------- command line
