@@ -99,6 +99,7 @@ def test(
     def decorate(body: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(body)
         def run(*args: Any, **kwargs: Any) -> None:
+            __tracebackhide__ = True  # pytest: show the test's frames, not this wrapper
             if allowed is not None and ACTIVE_BACKEND not in allowed:
                 raise unittest.SkipTest(
                     f"runs only on backends {', '.join(allowed)}; this run uses {ACTIVE_BACKEND}"

@@ -240,7 +240,7 @@ def test_an_exception_reraised_by_join_is_reported_in_the_thread_that_raised_it(
     message = str(failure)
     assert message.startswith("ValueError in thread parser: bad input\n")
     assert "re-raised in thread main by join()" in message
-    assert isinstance(failure.__cause__, ValueError)
+    assert isinstance(failure.error, ValueError)
     exits = {who: (what, at) for _, who, what, at in steps_of(failure.trace)
              if what.startswith("exit")}
     assert exits == {

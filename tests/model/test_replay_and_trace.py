@@ -168,7 +168,7 @@ def test_exception_failure_names_the_thread_and_chains_the_error() -> None:
 
     failure = failure_of(body)
     assert "ValueError in thread parser: bad input" in str(failure)
-    assert isinstance(failure.__cause__, ValueError)
+    assert isinstance(failure.error, ValueError)
     assert f'File "{__file__}", line {line_of("crash-line")}' in str(failure)
 
 
@@ -194,7 +194,7 @@ def test_deadlock_on_a_condvar_and_a_channel() -> None:
 def test_poisoned_lock_failure() -> None:
     failure = failure_of(poisoned_body, "dfs")
     assert failure.kind == "poisoned"
-    assert isinstance(failure.__cause__, sync.PoisonError)
+    assert isinstance(failure.error, sync.PoisonError)
     assert "ledger is poisoned: KeyError" in str(failure)
 
 

@@ -908,7 +908,7 @@ def test_exception_in_an_unjoined_thread_fails_the_run() -> None:
     failure = caught.value
     assert failure.kind == "exception"
     assert "Boom in thread orphan: nobody joined me" in str(failure)
-    assert isinstance(failure.__cause__, Boom)
+    assert isinstance(failure.error, Boom)
 
 
 def test_exception_in_a_joined_thread_goes_to_the_joiner_only() -> None:
@@ -957,7 +957,7 @@ def body():
 try:
     concurrency.check(body, "random", iterations=3)
 except concurrency.ScheduleFailure as failure:
-    print("iteration", failure.iteration, failure.kind, failure.__cause__)
+    print("iteration", failure.iteration, failure.kind, failure.error)
 """
 
 

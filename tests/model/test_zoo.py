@@ -50,7 +50,7 @@ def _assert_symptom(bug: Bug, failure: concurrency.ScheduleFailure) -> None:
             + "\n".join(blocked)
         )
     else:
-        raised = [type(error).__name__ for error in _leaves(failure.__cause__)]
+        raised = [type(error).__name__ for error in _leaves(failure.error)]
         assert bug.symptom in raised, f"{bug.name}: expected {bug.symptom}, the run raised {raised}"
 
 

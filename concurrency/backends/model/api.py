@@ -86,6 +86,8 @@ class Report:
 class ScheduleFailure(AssertionError):
     """A failing interleaving: `.replay` is its token, `.iteration` the failing execution."""
 
+    error: BaseException | None = None  # what the test raised (None for a deadlock, a livelock)
+
     def __init__(self, message: str, *, replay: str, iteration: int, strategy: str,
                  seed: int | None, trace: str, kind: str) -> None:
         super().__init__(message)
@@ -152,7 +154,7 @@ def _failure_error(execution: Execution, *, strategy: str, seed: int | None, ite
     message = failure_message(execution, finding, token, _replay_hint(token, label, command))
     error = ScheduleFailure(message, replay=token, iteration=iteration, strategy=strategy,
                             seed=seed, trace=render_trace(execution), kind=kind or failure.kind)
-    error.__cause__ = failure.error
+    error.error = failure.error  # not chained: the message already shows its traceback
     return error
 
 
@@ -175,6 +177,7 @@ def check(
     (`Report.exhausted`). `seed` defaults to a hash of the function's name, so
     runs are reproducible; pass another to explore differently.
     """
+    __tracebackhide__ = True  # pytest: show the test's frames, not the checker's
     if not callable(fn):
         raise TypeError(f"check: {fn!r} is not callable")
     iterations = _positive("iterations", iterations) or DEFAULT_ITERATIONS.get(strategy, 1000)
@@ -315,6 +318,7 @@ def replay(fn: Callable[[], Any], token: str, *, max_steps: int | None = None,
     deterministic, or the code changed), and `TokenError` (a ValueError) for a
     damaged token or one recorded for another test.
     """
+    __tracebackhide__ = True  # pytest: show the test's frames, not the checker's
     decoded = _token_for(token, fn)
     label = decoded.label
     max_steps = _positive("max_steps", max_steps) or DEFAULT_MAX_STEPS
@@ -373,6 +377,7 @@ def _pytest_command() -> str | None:
 def run_model_test(call: Callable[[], Any], body: Callable[..., Any], strategy: str,
                    options: dict[str, Any]) -> None:
     """Run one `@concurrency.test` body under the model (or replay it)."""
+    __tracebackhide__ = True  # pytest: show the test's frames, not the checker's
     token = os.environ.get("CONCURRENCY_REPLAY")
     command = _pytest_command()
     if token:  # a token of another test raises, naming that test
@@ -409,12 +414,13 @@ def strict_wanted() -> bool:
 
 def _incomplete_search(body: Callable[..., Any], report: Report) -> None:
     """A dfs test stopped at its budget: warn (pass) or, when strict, fail."""
+    __tracebackhide__ = True  # pytest: show the test's frames, not the checker's
     current = os.environ.get("PYTEST_CURRENT_TEST")
     name = current.rsplit(" (", 1)[0] if current else _label(body)
     message = (
         f"{name}: dfs explored {report.iterations} schedules and stopped at its budget, "
         "NOT the whole schedule space; raise iterations= (or CONCURRENCY_ITERATIONS), "
-        "or bound the search with preemption_bound="
+        "or bound the search with preemption_bound=N"
     )
     if strict_wanted():
         raise AssertionError(message + " (strict mode: an incomplete search fails)")
