@@ -14,6 +14,10 @@ from typing import Any
 from ._errors import ConfigError, IncompleteSearchWarning, Panic, PoisonError
 from .backends import ACTIVE_BACKEND
 
+for _public in (ConfigError, IncompleteSearchWarning, Panic, PoisonError):
+    _public.__module__ = __name__  # tracebacks say concurrency.PoisonError, where users import it
+del _public
+
 __version__ = "0.1.0"
 
 __all__ = [
