@@ -10,6 +10,7 @@ itself in `execution_state`, and objects created there are scheduled by it.
 from __future__ import annotations
 
 import importlib
+import sys
 import threading as _stdlib_threading
 from types import ModuleType
 from typing import Any
@@ -38,6 +39,19 @@ def implementation() -> Any:
     if runtime is not None:
         return runtime.primitives
     return _PROCESS_MODULE
+
+
+def mark_model_thread(on: bool) -> bool:
+    """Tell the native core whether a model execution runs on this OS thread; the previous mark.
+
+    While it does, real-thread primitives (created outside the execution) refuse
+    to block: the execution's threads share this OS thread, so a real block
+    would stop all of them for good.
+    """
+    core = sys.modules.get("concurrency.backends.native._core")
+    if core is None:  # not loaded: no native primitive exists to block
+        return False
+    return bool(core.set_model_thread(on))
 
 
 def real_thread_module() -> ModuleType:

@@ -23,7 +23,7 @@ from typing import Any
 
 from greenlet import GreenletExit, greenlet
 
-from .. import execution_state
+from .. import execution_state, mark_model_thread
 from .scheduler.dfs import Redundant
 
 _PACKAGE_DIR = __file__.rsplit("/backends/", 1)[0]
@@ -418,6 +418,7 @@ class Execution:
         """Run `fn` as the main thread, then every thread it left running; the failure, if any."""
         previous = execution_state.runtime
         self.root = greenlet.getcurrent()
+        marked = mark_model_thread(True)
         try:
             execution_state.runtime = self
             self.spawn(thread_cls, fn, (), {}, None)
@@ -434,6 +435,7 @@ class Execution:
             finally:  # even when an interrupt lands in the teardown itself
                 self.closed = True
                 execution_state.runtime = previous
+                mark_model_thread(marked)
         if self.interrupt is not None:
             interrupt, self.interrupt = self.interrupt, None
             raise interrupt

@@ -182,9 +182,41 @@ wait_parker(cc_waiter *w, cc_time deadline)
     return r;
 }
 
+/* Set while a model execution runs on this OS thread (see set_model_thread in
+   module.c): its threads are greenlets sharing the OS thread, so a real-thread
+   primitive that parks here would stop every one of them for good. */
+#if defined(_MSC_VER)
+static __declspec(thread) int model_thread;
+#else
+static _Thread_local int model_thread;
+#endif
+
+int
+cc_set_model_thread(int on)
+{
+    int previous = model_thread;
+    model_thread = on;
+    return previous;
+}
+
+/* A real-thread primitive is about to block inside a model execution. */
+static cc_park_result
+refuse_park_in_model(void)
+{
+    PyErr_SetString(PyExc_RuntimeError,
+        "a real-thread primitive would block inside a model execution, which only schedules "
+        "the objects created inside the checked function: this one was created outside it "
+        "(at module level, in a fixture, or before check() started). Create the locks, "
+        "channels and other primitives the test shares inside the checked function");
+    return CC_PARK_ERROR;
+}
+
 cc_park_result
 cc_park(cc_waiter *w, cc_time deadline)
 {
+    if (model_thread) {
+        return refuse_park_in_model();
+    }
     for (;;) {
         PyLockStatus r = wait_parker(w, deadline);
         if (r == PY_LOCK_ACQUIRED) {

@@ -20,6 +20,25 @@ static const add_types_func families[] = {
     cc_add_channel_types,
 };
 
+CC_HIDDEN int cc_set_model_thread(int on);   /* core.c */
+
+static PyObject *
+set_model_thread(PyObject *Py_UNUSED(module), PyObject *on)
+{
+    int flag = PyObject_IsTrue(on);
+    if (flag < 0) {
+        return NULL;
+    }
+    return PyBool_FromLong(cc_set_model_thread(flag));
+}
+
+static PyMethodDef core_functions[] = {
+    {"set_model_thread", set_model_thread, METH_O,
+     "set_model_thread(on) -> previous\n\nMark this OS thread as running a model execution "
+     "(its real-thread primitives then refuse to block); returns the previous mark."},
+    {NULL, NULL, 0, NULL}
+};
+
 static int
 core_exec(PyObject *module)
 {
@@ -57,6 +76,7 @@ static struct PyModuleDef core_module = {
     .m_doc = "The native core of the real-thread primitives (see native/core.h).",
     .m_size = 0,
     .m_slots = core_slots,
+    .m_methods = core_functions,
 };
 
 PyMODINIT_FUNC
