@@ -47,9 +47,9 @@ def dependency(thread: Any) -> tuple[Any, ...]:
         return ("start",) if thread.op == "start" else _EVERYTHING
     if getattr(obj, "execution", None) is thread.execution:  # a JoinHandle: that thread
         return (f"thread {obj.id}", thread.id, obj.id)
-    # Names are deterministic per execution (`Mutex#1`), so keys recorded in one
-    # execution match the replay of its prefix in the next; two objects sharing a
-    # user-given name only make the check more conservative.
+    # Names are deterministic and unique per execution (`Mutex#1`, a repeated
+    # user-given name becomes `pool.lock#2`), so keys recorded in one execution
+    # match the replay of its prefix in the next.
     return (obj.name, thread.id, None)
 
 
