@@ -12,8 +12,9 @@
    parking_lot); a waiter handed the lock that then gives up releases it.
 
    Semantics:
-   - every lock() returns a fresh guard; using it once released raises
-     RuntimeError;
+   - every lock() returns a guard that nobody else holds (a new one, or an
+     idle one: see "the idle guards" below); using it once released raises
+     RuntimeError, for ever;
    - an exception leaving a `with` block poisons the mutex (the first poison
      wins); every later acquire releases again and raises PoisonError;
    - a guard dropped while held releases the lock (like Rust's drop), without
@@ -228,6 +229,127 @@ guard_released(void)
 }
 
 
+/* ------------------------------------------------------- the idle guards
+
+   A guard is a heap-type GC object: allocating one (memory, GC tracking, a
+   reference to its class) and freeing it again cost more than the lock
+   itself on a free-threaded build.  So the Mutex keeps the guards released
+   last in `idle`, and lock() hands one out again when nothing but `idle`
+   refers to it: nobody can tell it from a new guard then, and a released
+   guard that anybody still holds is never handed out again (it stays stale
+   for ever).  Two of them, because in the usual loop
+
+       for ...:
+           with m.lock() as g: ...
+
+   `g` still holds the previous guard when lock() runs (`as g` rebinds it
+   only afterwards): with one kept guard lock() would never find it free;
+   with two, it alternates between them.
+
+   - Only the lock's holder touches `idle`: a releaser stores its guard there
+     before it lets go of the lock word, lock() looks at it after taking the
+     lock word, so the lock word orders them.  (Relaxed atomics only so that a
+     reader without the lock, gc.get_referents, sees whole pointers.)
+   - An idle guard has let go of its mutex (`mutex` is NULL): `idle` does not
+     keep the Mutex alive and makes no cycle.  A release that finds both
+     places taken replaces the second one, dropping that guard after the lock
+     word is released, so no deallocation runs while the lock is held.
+   - Only guards that carry nothing else are kept: of the Mutex's own guard
+     class (not one swapped in by assigning __class__), which has no
+     __dict__, no weak references (a weakref would hand a stale guard back),
+     no extra slots and no finalizer (`reuse`; __del__ is looked at again on
+     release, since it can be added to a class later).
+   - "Nothing but `idle` refers to it": with the GIL, a reference count of 1.
+     A free-threaded count is split into ob_ref_local, written (non-atomically)
+     only by the thread that owns the object, and the atomic ob_ref_shared for
+     every other thread.  Read from a thread that does not own the object, the
+     two can miss a reference moving between the owner and another thread (an
+     underestimate), so we trust them only in the owning thread, where the
+     local count is exact: local 1 and shared 0 mean the total was 1 -- the
+     cache's reference -- when shared was read, and no one can take a new
+     reference without holding one already.  A guard owned by another thread is
+     not reused (lock() allocates, as it always did); that only happens when
+     the guard itself, or the lock, passes between threads.  The shared count
+     is read with acquire ordering, pairing with the last decrement by another
+     thread, so whatever that thread did to the guard happens before we reuse
+     it. */
+
+#ifdef Py_GIL_DISABLED
+static inline PyObject *idle_load(MutexObject *m, int i)
+{
+    return (PyObject *)_Py_atomic_load_ptr_relaxed(&m->idle[i]);
+}
+static inline void idle_store(MutexObject *m, int i, PyObject *g)
+{
+    _Py_atomic_store_ptr_relaxed(&m->idle[i], g);
+}
+#else
+static inline PyObject *idle_load(MutexObject *m, int i) { return m->idle[i]; }
+static inline void idle_store(MutexObject *m, int i, PyObject *g) { m->idle[i] = g; }
+#endif
+
+/* Whether the idle guard `g` is referenced by `idle` alone (see above). */
+static inline int
+only_idle_refers_to(PyObject *g)
+{
+#ifdef Py_GIL_DISABLED
+    return _Py_IsOwnedByCurrentThread(g)
+        && _Py_atomic_load_uint32_relaxed(&g->ob_ref_local) == 1
+        && _Py_atomic_load_ssize_acquire(&g->ob_ref_shared) == 0;
+#else
+    return Py_REFCNT(g) == 1;
+#endif
+}
+
+/* lock(): take out an idle guard nothing else refers to (its reference is
+   now the caller's), or NULL.  Lock held. */
+static inline MutexGuardObject *
+take_idle(MutexObject *m)
+{
+    for (int i = 0; i < MUTEX_IDLE_GUARDS; i++) {
+        PyObject *g = idle_load(m, i);
+        if (g != NULL && only_idle_refers_to(g)) {
+            idle_store(m, i, NULL);
+            return (MutexGuardObject *)g;
+        }
+    }
+    return NULL;
+}
+
+/* A release: keep `g` (just detached) as an idle guard, in the first free
+   place or else the last.  Returns the guard it displaced (a reference to
+   drop once the lock word is released), or NULL.  Lock held. */
+static inline PyObject *
+keep_idle(MutexObject *m, MutexGuardObject *g)
+{
+    int i = 0;
+    while (i < MUTEX_IDLE_GUARDS - 1 && idle_load(m, i) != NULL) {
+        i++;
+    }
+    PyObject *previous = idle_load(m, i);   /* never `g`: lock() takes guards out */
+    assert(previous != (PyObject *)g);
+    idle_store(m, i, Py_NewRef((PyObject *)g));
+    return previous;
+}
+
+/* Whether guards of `type` hold nothing beyond MutexGuardObject, so that a
+   reused one is indistinguishable from a new one. */
+static int
+reusable_guard_class(PyTypeObject *type)
+{
+    return type->tp_basicsize == sizeof(MutexGuardObject)
+        && type->tp_itemsize == 0
+        && type->tp_dictoffset == 0
+        && type->tp_weaklistoffset == 0
+        && !PyType_HasFeature(type, Py_TPFLAGS_MANAGED_DICT)
+#ifdef Py_TPFLAGS_MANAGED_WEAKREF
+        && !PyType_HasFeature(type, Py_TPFLAGS_MANAGED_WEAKREF)
+#endif
+        && type->tp_finalize == NULL
+        && type->tp_del == NULL;
+}
+
+
 /* ---------------------------------------------------------------- guards */
 
 /* The lock was just taken by thread `me`: hand out a guard, or, if the mutex
@@ -239,11 +361,17 @@ new_guard(MutexObject *m, unsigned long me)
         release(m);
         return cc_raise_poisoned((PyObject *)m);
     }
-    PyTypeObject *type = m->guard_type;
-    MutexGuardObject *g = (MutexGuardObject *)type->tp_alloc(type, 0);
-    if (g == NULL) {
-        release(m);
-        return NULL;
+    MutexGuardObject *g = take_idle(m);
+    if (g != NULL) {
+        assert(g->mutex == NULL && !g->waiting && g->where.code == NULL);
+    }
+    else {
+        PyTypeObject *type = m->guard_type;
+        g = (MutexGuardObject *)type->tp_alloc(type, 0);
+        if (g == NULL) {
+            release(m);
+            return NULL;
+        }
     }
     g->owner = me;
     if (m->checked) {
@@ -262,17 +390,27 @@ detach(MutexGuardObject *g)
     return (MutexObject *)cc_exchange_ptr((PyObject **)&g->mutex, NULL);
 }
 
-/* Release `m`, which `g` held, poisoning it first with `exc` if not NULL. */
+/* Release `m`, which `g` held (already detached from it), poisoning it first
+   with `exc` if not NULL.  Unless `g` is being deallocated (`dropped`), it
+   becomes an idle guard. */
 static void
-release_held(MutexObject *m, PyObject *exc)
+release_held(MutexGuardObject *g, MutexObject *m, PyObject *exc, int dropped)
 {
     if (exc != NULL && m->poison == NULL) {
         m->poison = Py_NewRef(exc);
     }
+    PyObject *where = (PyObject *)g->where.code;   /* dropped after the release */
+    g->where.code = NULL;
     if (m->checked) {
         cc_store_ulong(&m->owner, 0);
     }
+    PyObject *previous = NULL;
+    if (!dropped && m->reuse && Py_TYPE(g) == m->guard_type && Py_TYPE(g)->tp_finalize == NULL) {
+        previous = keep_idle(m, g);
+    }
     release(m);
+    Py_XDECREF(previous);
+    Py_XDECREF(where);
     Py_DECREF(m);
 }
 
@@ -317,7 +455,7 @@ Guard_exit(MutexGuardObject *self, PyObject *const *args, Py_ssize_t nargs)
     if (m == NULL) {
         Py_RETURN_NONE;   /* another thread released it just now */
     }
-    release_held(m, args[0] != Py_None && args[1] != Py_None ? args[1] : NULL);
+    release_held(self, m, args[0] != Py_None && args[1] != Py_None ? args[1] : NULL, 0);
     Py_RETURN_NONE;
 }
 
@@ -343,7 +481,7 @@ Guard_unlock(MutexGuardObject *self, PyObject *Py_UNUSED(ignored))
     if (m == NULL) {
         return guard_released();
     }
-    release_held(m, NULL);
+    release_held(self, m, NULL, 0);
     Py_RETURN_NONE;
 }
 
@@ -396,12 +534,14 @@ Guard_traverse(MutexGuardObject *self, visitproc visit, void *arg)
 }
 
 /* A guard dropped while held releases its lock (no poisoning): the mutex
-   must not stay locked for ever because a `with` never took the guard. */
+   must not stay locked for ever because a `with` never took the guard.  (No
+   other thread holds a reference any more, so no atomic detach is needed.) */
 static void
 Guard_dealloc(MutexGuardObject *self)
 {
     PyObject_GC_UnTrack(self);
-    MutexObject *m = detach(self);
+    MutexObject *m = self->mutex;
+    self->mutex = NULL;
     if (m != NULL) {
         if (m->checked) {
             PyObject *where = cc_location_text(&self->where);
@@ -411,7 +551,7 @@ Guard_dealloc(MutexGuardObject *self)
                             "where you mean to)", m->name, where != NULL ? where : Py_None);
             Py_XDECREF(where);
         }
-        release_held(m, NULL);
+        release_held(self, m, NULL, 1);
     }
     cc_location_clear(&self->where);
     Py_TYPE(self)->tp_free((PyObject *)self);
@@ -597,6 +737,7 @@ Mutex_new(PyTypeObject *type, PyObject *Py_UNUSED(args), PyObject *Py_UNUSED(kwd
         return NULL;
     }
     self->guard_type = guard_type;
+    self->reuse = reusable_guard_class(guard_type);
     self->checked = cc_is_checked_class(type);
     self->value = Py_NewRef(Py_None);
     self->name = Py_NewRef(Py_None);
@@ -627,13 +768,25 @@ Mutex_traverse(MutexObject *self, visitproc visit, void *arg)
     Py_VISIT(self->poison);
     Py_VISIT(self->name);
     Py_VISIT(self->guard_type);
+    for (int i = 0; i < MUTEX_IDLE_GUARDS; i++) {
+        PyObject *idle = idle_load(self, i);
+        Py_VISIT(idle);
+    }
     return 0;
 }
 
-/* guard_type is kept: lock() needs it, and it is only a class. */
+/* guard_type is kept: lock() needs it, and it is only a class.  `idle` needs
+   no lock here: only the collector and Mutex_dealloc call this, on a Mutex
+   nobody can reach any more, so no thread can be in lock() or releasing a
+   guard of it (a guard being deallocated does not touch `idle`). */
 static int
 Mutex_clear(MutexObject *self)
 {
+    for (int i = 0; i < MUTEX_IDLE_GUARDS; i++) {
+        PyObject *idle = idle_load(self, i);
+        idle_store(self, i, NULL);
+        Py_XDECREF(idle);
+    }
     Py_CLEAR(self->value);
     Py_CLEAR(self->poison);
     return 0;

@@ -7,6 +7,7 @@
 
 #define MUTEX_LOCKED 1   /* some guard holds the lock */
 #define MUTEX_PARKED 2   /* threads may be queued in `waiters` */
+#define MUTEX_IDLE_GUARDS 2   /* released guards a Mutex keeps for reuse */
 
 typedef struct {
     PyObject_HEAD
@@ -19,6 +20,9 @@ typedef struct {
     PyObject *poison;          /* the exception that poisoned it, or NULL */
     PyObject *name;            /* label for errors and repr */
     PyTypeObject *guard_type;  /* class of the guards lock() hands out */
+    PyObject *idle[MUTEX_IDLE_GUARDS];  /* released guards lock() may hand out again
+                                  (or NULL): used only by the lock's holder (mutex.c) */
+    int reuse;                 /* guard_type's guards may be kept in `idle` */
 } MutexObject;
 
 typedef struct {
