@@ -97,6 +97,9 @@ def test(
     }
 
     def decorate(body: Callable[..., Any]) -> Callable[..., Any]:
+        from .backends.model.api import refuse_unrunnable
+
+        refuse_unrunnable("@concurrency.test", body)  # on every backend: it would pass unrun
         @functools.wraps(body)
         def run(*args: Any, **kwargs: Any) -> None:
             __tracebackhide__ = True  # pytest: show the test's frames, not this wrapper

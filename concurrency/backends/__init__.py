@@ -41,6 +41,21 @@ def implementation() -> Any:
     return _PROCESS_MODULE
 
 
+OUTSIDE_EXECUTION = (
+    "a real-thread primitive would block inside a model execution, which only schedules "
+    "the objects created inside the checked function: this one was created outside it "
+    "(at module level, in a fixture, or before check() started). Create the locks, "
+    "channels and other primitives the test shares inside the checked function"
+)
+"""What a real-thread primitive says when a model thread uses it (the native core's text too)."""
+
+
+def refuse_in_model_execution() -> None:
+    """Raise RuntimeError(OUTSIDE_EXECUTION) when a model execution runs on this OS thread."""
+    if execution_state.runtime is not None:
+        raise RuntimeError(OUTSIDE_EXECUTION)
+
+
 def mark_model_thread(on: bool) -> bool:
     """Tell the native core whether a model execution runs on this OS thread; the previous mark.
 

@@ -177,3 +177,35 @@ def test_sigint_during_replay_propagates() -> None:
             finally:
                 timer.join()
         assert execution_state.runtime is None
+
+
+@pytest.mark.usefixtures("main_thread_only")
+def test_an_exception_subclass_from_a_signal_handler_propagates_as_itself() -> None:
+    """`raise TimeoutError` in a SIGALRM handler is an outside timeout, not the test's failure."""
+    class Deadline:
+        def __call__(self, signum: int, frame: object) -> None:
+            raise TimeoutError("the whole run took too long")
+
+    previous = signal.signal(signal.SIGALRM, Deadline())
+    try:
+        for delay in (0.001, 0.004, 0.015):
+            signal.setitimer(signal.ITIMER_REAL, delay)
+            with pytest.raises(TimeoutError, match="took too long"):
+                while True:
+                    concurrency.check(correct_counter, "random", iterations=10**9)
+            assert execution_state.runtime is None
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_pytest_skip_in_a_model_body_skips_as_on_real_threads() -> None:
+    def skips() -> None:
+        def work() -> None:
+            pytest.skip("not on this platform")
+
+        with thread.scope() as scope:
+            scope.spawn(work)
+
+    with pytest.raises(pytest.skip.Exception, match="not on this platform"):
+        concurrency.check(skips, "dfs")

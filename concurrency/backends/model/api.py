@@ -7,6 +7,7 @@ created inside the checked function are modelled, whatever the backend.
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 import time
 import warnings
@@ -109,6 +110,25 @@ def _label(fn: Callable[..., Any]) -> str:
     return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
 
 
+def refuse_unrunnable(what: str, fn: Callable[..., Any]) -> None:
+    """A coroutine or generator function would "pass" without running its body: refuse it."""
+    target = fn
+    while isinstance(target, functools.partial):
+        target = target.func
+    kinds = (
+        (inspect.iscoroutinefunction, "an async function"),
+        (inspect.isasyncgenfunction, "an async generator function"),
+        (inspect.isgeneratorfunction, "a generator function"),
+    )
+    for test, kind in kinds:
+        if test(target):
+            raise TypeError(
+                f"{what}: {_label(fn)} is {kind}: calling it only creates an object and runs "
+                "none of its body, so every schedule would pass unseen. Check a plain function "
+                "(threads, not async tasks; no yield)"
+            )
+
+
 def _positive(name: str, value: int | None) -> int | None:
     if value is None:
         return None
@@ -180,6 +200,7 @@ def check(
     __tracebackhide__ = True  # pytest: show the test's frames, not the checker's
     if not callable(fn):
         raise TypeError(f"check: {fn!r} is not callable")
+    refuse_unrunnable("check", fn)
     iterations = _positive("iterations", iterations) or DEFAULT_ITERATIONS.get(strategy, 1000)
     max_steps = _positive("max_steps", max_steps) or DEFAULT_MAX_STEPS
     label = _label(fn)

@@ -16,6 +16,7 @@ exact: every decision is a real choice between conflicting operations.
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections import deque
 from collections.abc import Callable
@@ -209,7 +210,7 @@ class Execution:
         except GreenletExit:
             raise
         except BaseException as exc:
-            interrupt = interrupt_in(exc)
+            interrupt = interrupt_in(exc, handled_exceptions=True)
             if interrupt is not None:  # from outside the test: end the execution, re-raised by run
                 if self.interrupt is None:
                     self.interrupt = interrupt
@@ -557,22 +558,34 @@ _PRUNED = Failure("pruned", "this execution repeats one already explored")
 _INTERRUPTED = Failure("interrupted", "interrupted from outside the test")
 
 
-def interrupt_in(error: BaseException) -> BaseException | None:
-    """The interrupt from outside the test in `error` (maybe inside a group), or None.
+_TEST_OUTCOMES = {("builtins", "Skipped"), ("_pytest.outcomes", "Skipped"),
+                  ("_pytest.outcomes", "XFailed"), ("_pytest.outcomes", "Exit")}
+"""pytest.skip/xfail/exit in a test body: the test's verdict on itself, as on real threads."""
+
+
+def interrupt_in(error: BaseException, *, handled_exceptions: bool = False) -> BaseException | None:
+    """The exception in `error` (maybe inside a group) that must end the search as itself, or None.
 
     KeyboardInterrupt and SystemExit are never the test's verdict; nor is any
-    other exception raised by a Python signal handler (pytest-timeout's
-    SIGALRM handler raises `pytest.fail.Exception` into whatever code runs).
-    Such an exception ends the search and propagates as itself.
+    exception raised by a Python signal handler (pytest-timeout's SIGALRM handler
+    raises `pytest.fail.Exception` into whatever code runs; others raise
+    TimeoutError), nor pytest.skip/xfail/exit. `handled_exceptions`: also look
+    at `Exception`s for a signal handler's frame (when a thread dies; a point
+    inside an `except` block checks only BaseExceptions, to stay cheap).
     """
     handlers = None
     for leaf in leaves(error):
         if isinstance(leaf, KeyboardInterrupt | SystemExit):
             return leaf
-        if isinstance(leaf, Exception):
+        kind = type(leaf)
+        if (kind.__module__, kind.__name__) in _TEST_OUTCOMES:
+            return leaf
+        if isinstance(leaf, Exception) and not handled_exceptions:
             continue
         if handlers is None:
             handlers = _signal_handler_codes()
+            if not handlers:
+                return None
         tb = leaf.__traceback__
         while tb is not None:
             if tb.tb_frame.f_code in handlers:
@@ -591,8 +604,13 @@ def _signal_handler_codes() -> set[Any]:
             handler = signal.getsignal(signum)
         except (OSError, ValueError):
             continue
+        while isinstance(handler, functools.partial):
+            handler = handler.func
         handler = getattr(handler, "__func__", handler)
         code = getattr(handler, "__code__", None)
+        if code is None:  # a callable object: its __call__
+            call = type(handler).__dict__.get("__call__")
+            code = getattr(getattr(call, "__func__", call), "__code__", None)
         if code is not None:
             codes.add(code)
     return codes

@@ -160,9 +160,14 @@ checkpoint(void)
    follows, so on the main thread (the only one that runs signal handlers)
    the first sleep after a spin is capped at SIGNAL_GRACE, after which the
    handlers run and the wait goes on: Ctrl-C is never held up longer. */
+CC_HIDDEN int cc_refuse_park_in_model(void);   /* core.c */
+
 static cc_park_result
 park(cc_waiter *w, cc_time deadline)
 {
+    if (cc_refuse_park_in_model() < 0) {
+        return CC_PARK_ERROR;   /* a model thread: blocking would stop every one of them */
+    }
     int spin = 1;
     for (;;) {
         PyLockStatus r = PY_LOCK_FAILURE;

@@ -211,6 +211,17 @@ refuse_park_in_model(void)
     return CC_PARK_ERROR;
 }
 
+/* For parkers of their own (channel.c): -1 with the error set in a model thread, else 0. */
+CC_HIDDEN int
+cc_refuse_park_in_model(void)
+{
+    if (model_thread) {
+        refuse_park_in_model();
+        return -1;
+    }
+    return 0;
+}
+
 cc_park_result
 cc_park(cc_waiter *w, cc_time deadline)
 {

@@ -24,6 +24,8 @@ import time
 from collections import deque
 from typing import Any, NoReturn
 
+from .. import refuse_in_model_execution
+
 allocate_lock = threading.Lock
 get_ident = threading.get_ident
 monotonic = time.monotonic
@@ -72,6 +74,7 @@ def reacquire(lock: Any) -> None:
 
 def park(waiter: Any, timeout: float | None) -> bool:
     """Block on the locked raw lock `waiter` until released or `timeout`; True if released."""
+    refuse_in_model_execution()  # model threads share this OS thread: blocking stops them all
     if timeout is None:
         return bool(waiter.acquire())
     return bool(waiter.acquire(True, timeout))

@@ -34,6 +34,7 @@ from typing import Any, NoReturn
 
 from ... import sync
 from ..._errors import check_timeout, raise_poisoned
+from .. import refuse_in_model_execution
 from ._common import (
     Owned,
     WaitQueue,
@@ -52,8 +53,10 @@ __all__ = ["CheckedMutex", "CheckedMutexGuard", "Mutex", "MutexGuard"]
 def _refuse_relock(mutex: Any) -> NoReturn:
     """Raise the error for locking `mutex` again from the thread that holds it.
 
-    Shared by `CheckedMutex` and the C `CheckedMutex`.
+    Shared by `CheckedMutex` and the C `CheckedMutex`. In a model execution every
+    model thread shares one OS thread: the object was created outside it, say so.
     """
+    refuse_in_model_execution()
     raise RuntimeError(
         f"{mutex.name} is already locked by this thread "
         f"({threading.current_thread().name}); locking it again would deadlock"

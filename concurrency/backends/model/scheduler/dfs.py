@@ -87,9 +87,11 @@ class DepthFirst(Strategy):
         self._preemptions = 0
         self._asleep: dict[int, tuple[Any, ...]] = {}
         self._done = False
+        self._cut_short = False  # this execution was pruned as redundant
         self.pruned = 0
 
     def start_execution(self) -> None:
+        self._cut_short = False
         self._depth = 0
         self._preemptions = 0
         self._asleep = {}
@@ -101,6 +103,7 @@ class DepthFirst(Strategy):
         if not self._asleep:
             return
         if thread.id in self._asleep:
+            self._cut_short = True
             raise Redundant
         key = dependency(thread)
         self._asleep = {t: k for t, k in self._asleep.items() if independent(k, key)}
@@ -132,6 +135,7 @@ class DepthFirst(Strategy):
             options = [t.id for t in candidates if t.id not in asleep]
             if not options:
                 self.pruned += 1
+                self._cut_short = True
                 raise Redundant
             keys = {t.id: dependency(t) for t in candidates} if use_sleep else {}
             node = _Node(options, dict(asleep), keys)
@@ -157,6 +161,14 @@ class DepthFirst(Strategy):
 
     def finish_execution(self, decisions: int) -> bool:
         path = self._path
+        if self._depth < len(path) and not self._cut_short:
+            # It ended before replaying the prefix it was given: the same decisions led to a
+            # shorter run. Dropping the unexplored branches would claim a whole space unseen.
+            raise NondeterminismError(
+                f"the execution ended after {self._depth} decisions, but the same schedule made "
+                f"at least {len(path)} before: the test is not deterministic (it reads the clock, "
+                "real randomness, or state left over from an earlier execution)"
+            )
         del path[self._depth:]
         while path and path[-1].index + 1 >= len(path[-1].options):
             path.pop()
