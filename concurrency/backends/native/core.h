@@ -152,6 +152,57 @@ static inline void cc_store_ptr(PyObject **p, PyObject *v) { *p = v; }
 #endif
 
 
+/* --------------------------------------------------------------- spinning */
+
+#ifdef Py_GIL_DISABLED
+#  ifndef _WIN32
+#    include <sched.h>
+#  endif
+#  ifdef _MSC_VER
+#    include <intrin.h>
+#  endif
+
+/* parking_lot's SpinWait, free-threaded builds only.  A thread about to park
+   for something that a running thread ends within a microsecond or so (a
+   short critical section) retries instead of paying a futex sleep and
+   wake-up: call cc_spin_wait(round) with round = 0, 1, 2, ... between two
+   attempts.  Rounds 0-2 pause the CPU 2, 4, 8 times, the later ones yield
+   it (pause 16 times on Windows), a few microseconds in all; after
+   CC_SPIN_ROUNDS rounds it returns 0 at once: park then.  Never inside a
+   state section (leave it, spin, enter it again), and never with the GIL,
+   which the spinner would keep from the thread it waits for.  The thread
+   stays attached, so spins must stay this short (stop-the-world waits for
+   them); no Python code runs, so no exception can arrive. */
+#define CC_SPIN_ROUNDS 10
+
+static inline int
+cc_spin_wait(int round)
+{
+    if (round >= CC_SPIN_ROUNDS) {
+        return 0;
+    }
+#  ifndef _WIN32
+    if (round >= 3) {
+        sched_yield();
+        return 1;
+    }
+#  endif
+    for (int i = 2 << (round < 3 ? round : 3); i > 0; i--) {
+#  if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+        __builtin_ia32_pause();
+#  elif defined(__GNUC__) && defined(__aarch64__)
+        __asm__ __volatile__("yield");
+#  elif defined(_MSC_VER) && (defined(_M_X64) || defined(_M_IX86))
+        _mm_pause();
+#  elif defined(_MSC_VER) && defined(_M_ARM64)
+        __yield();
+#  endif
+    }
+    return 1;
+}
+#endif
+
+
 /* ------------------------------------------------------------------- time */
 
 /* Nanoseconds on the monotonic clock. */

@@ -46,6 +46,18 @@
    moment it runs; the readers arriving before that join the reader phase it
    then waits for.
 
+   Free-threaded builds spin before they park, as parking_lot does: the lock
+   is usually held for a short critical section by a thread that is running,
+   and a futex sleep and wake-up cost far more.  An acquire retries its fast
+   path for a few microseconds (cc_spin_wait) while nobody is parked (PARKED
+   clear: parked threads queued first, and phase-fairness makes readers wait
+   behind a parked writer); a writer that took the token, or an upgrade,
+   spins for the readers inside to leave before it registers as the drainer.
+   Spins happen outside the state section, in states the lock is in anyway
+   (a writer holding the token without a drainer, an upgrade blocking
+   readers without one), and run no Python code.  With the GIL nothing
+   spins: the thread we would wait for could not run meanwhile.
+
    Asynchronous exceptions arrive only in cc_park.  A thread that was handed
    something (a read slot, the token) and then raises gives it back the
    ordinary way; a thread that was not takes itself off its queue and
@@ -209,6 +221,114 @@ upgradable_release_fast(RwLockObject *self)
         s = cc_load_int(&self->state);
     }
     return 0;
+}
+
+
+/* ------------------------------------------------ spinning (free-threaded) */
+
+#ifdef Py_GIL_DISABLED
+static unsigned long main_thread_ident;   /* the thread that runs signal handlers */
+
+static inline int
+timed_out(cc_time deadline)
+{
+    return deadline != CC_FOREVER && cc_now() >= deadline;
+}
+
+/* Before queueing for `mode`: retry the fast path while a running thread
+   holds the lock and nobody is parked (parked threads are a queue that a
+   spinner would overtake; they mean a long wait anyway).  1 acquired; 0 go
+   on to the state section: the rounds are spent, threads are parked, the
+   deadline passed, or (a writer) the token is free while readers are inside,
+   so take it there (blocking new readers) and wait for them in drain_wait.
+   A poisoned lock (which keeps the token) is not waited for.  `*spun` is
+   set if it waited at all. */
+static int
+spin_acquire(RwLockObject *self, int mode, cc_time deadline, int *spun)
+{
+    int round = 0;
+    if (cc_load_ptr(&self->poison) != NULL) {
+        return 0;
+    }
+    for (;;) {
+        int s = cc_load_int(&self->state);
+        if (s & RW_PARKED) {
+            return 0;
+        }
+        if (mode == MODE_READ) {
+            if (!(s & RW_BLOCKED)) {
+                if (cc_cas_int(&self->state, s, s + RW_ONE_READER)) {
+                    return 1;
+                }
+                continue;
+            }
+        }
+        else if (!(s & RW_TOKEN)) {
+            if (mode == MODE_UPGRADABLE) {
+                if (cc_cas_int(&self->state, s, s | RW_UPGRADER)) {
+                    return 1;
+                }
+                continue;
+            }
+            if (s != 0) {          /* readers inside */
+                return 0;
+            }
+            if (write_fast(self)) {
+                return 1;
+            }
+            continue;
+        }
+        if (!cc_spin_wait(round++) || timed_out(deadline)) {
+            return 0;
+        }
+        *spun = 1;
+    }
+}
+
+/* The token's holder, readers blocked (a writer not inside yet, or the
+   upgradable reader upgrading): wait for the readers inside to leave.
+   1 once none is seen (the state section looks again), else 0. */
+static int
+spin_drain(RwLockObject *self, cc_time deadline)
+{
+    for (int round = 0;; round++) {
+        if (RW_READERS(cc_load_int(&self->state)) == 0) {
+            return 1;
+        }
+        if (!cc_spin_wait(round) || timed_out(deadline)) {
+            return 0;
+        }
+    }
+}
+#endif
+
+/* Free-threaded: a signal that reached the main thread while it spun does not
+   interrupt the sleep that follows (its handler is pending, not run), so the
+   main thread's first sleep after a spin is capped at SIGNAL_GRACE_NS; then
+   the handlers run (one that raises ends the wait, as in cc_park) and the
+   wait goes on.  Otherwise cc_park. */
+#define SIGNAL_GRACE_NS 2000000
+
+static cc_park_result
+park(cc_waiter *w, cc_time deadline, int spun)
+{
+#ifdef Py_GIL_DISABLED
+    if (spun && w->ident == main_thread_ident) {
+        cc_time grace = cc_now() + SIGNAL_GRACE_NS;
+        if (deadline == CC_FOREVER || grace < deadline) {
+            cc_park_result r = cc_park(w, grace);
+            if (r != CC_PARK_TIMEOUT) {
+                return r;
+            }
+            if (Py_MakePendingCalls() < 0) {
+                return CC_PARK_ERROR;
+            }
+        }
+    }
+#else
+    (void)spun;
+#endif
+    return cc_park(w, deadline);
 }
 
 
@@ -541,7 +661,9 @@ read_attempt_locked(RwLockObject *self, cc_waiter *w, int blocking, Py_ssize_t a
 }
 
 /* A writer or an upgradable reader takes the free token, or queues for it
-   (at the front when it was woken to compete again). */
+   (at the front when it was woken to compete again).  A writer that takes
+   the token while readers are inside gets OUT_DRAIN: it holds the token,
+   blocks new readers and waits for these to leave (drain_wait). */
 static int
 token_attempt_locked(RwLockObject *self, int mode, cc_waiter *w, int blocking, int front)
 {
@@ -567,9 +689,6 @@ token_attempt_locked(RwLockObject *self, int mode, cc_waiter *w, int blocking, i
             }
             if (!blocking) {
                 return OUT_REFUSED;
-            }
-            if (w == NULL) {
-                return OUT_NEED_WAITER;
             }
             if (cc_cas_int(&self->state, s, s | RW_WRITER | RW_BLOCKED)) {
                 self->draining = 1;
@@ -631,64 +750,133 @@ settle_queued_locked(RwLockObject *self, cc_waiter *w, int mode, cc_park_result 
     return r == CC_PARK_ERROR ? OUT_FAILED : OUT_REFUSED;
 }
 
-/* A parked writer settles: `*draining` tells whether it waited for the token
-   (0) or, holding it, for the readers to leave (1). */
+/* A writer parked for the token settles after cc_park returned `r`.
+   OUT_DRAIN: it was handed the token, and now waits for the readers. */
 static int
-settle_writer_locked(RwLockObject *self, cc_waiter *w, int *draining, cc_park_result r)
+settle_writer_locked(RwLockObject *self, cc_waiter *w, cc_park_result r)
 {
-    if (!*draining) {
-        if (!w->woken) {
-            token_q_remove(self, w);
-            /* the readers we held back may go */
-            refresh_locked(self, REFRESH_PHASE_OVER);
-            return r == CC_PARK_ERROR ? OUT_FAILED : OUT_REFUSED;
-        }
-        if (!w->ticket) {                  /* look again (or: poisoned) */
-            if (r != CC_PARK_ERROR) {
-                return OUT_RETRY;
-            }
-            pass_wake_on_locked(self);
-            return OUT_FAILED;
-        }
-        *draining = 1;                     /* handed the token: now the readers */
-        if (r != CC_PARK_ERROR && !self->announced) {
-            self->announced = 1;           /* from now on new readers wait */
-            for (;;) {
-                int s = cc_load_int(&self->state);
-                if (cc_cas_int(&self->state, s, s | RW_BLOCKED)) {
-                    break;
-                }
-            }
-        }
-    }
-    else if (!w->woken) {
-        give_up_write_locked(self, w);
+    if (!w->woken) {
+        token_q_remove(self, w);
+        /* the readers we held back may go */
+        refresh_locked(self, REFRESH_PHASE_OVER);
         return r == CC_PARK_ERROR ? OUT_FAILED : OUT_REFUSED;
     }
-    if (r == CC_PARK_ERROR) {
+    if (!w->ticket) {                      /* look again (or: poisoned) */
+        if (r != CC_PARK_ERROR) {
+            return OUT_RETRY;
+        }
+        pass_wake_on_locked(self);
+        return OUT_FAILED;
+    }
+    if (r == CC_PARK_ERROR) {              /* handed the token: give it back */
         give_up_write_locked(self, w);
         return OUT_FAILED;
     }
-    cc_waiter_rearm(w);
-    if (drained_or_register(self, w)) {
-        self->draining = 0;
-        return OUT_GOT;
+    if (!self->announced) {
+        self->announced = 1;               /* from now on new readers wait */
+        for (;;) {
+            int s = cc_load_int(&self->state);
+            if (cc_cas_int(&self->state, s, s | RW_BLOCKED)) {
+                break;
+            }
+        }
     }
-    return OUT_PARK;
+    return OUT_DRAIN;
+}
+
+/* A writer holding the token (`draining`: readers blocked, some may be
+   inside) waits for the readers to leave: free-threaded builds spin first,
+   then it registers as the drainer the last reader wakes, and parks.  Until
+   it registers, the lock is in the state it was in before: a writer holding
+   the token and draining, with no drainer, which every transition handles
+   (readers leave by the fast path as long as nobody is parked).  `*w` is
+   prepared here if `*have_waiter` is 0.  OUT_GOT; OUT_REFUSED (timed out)
+   or OUT_FAILED (exception set), the token given back. */
+static int
+drain_wait(RwLockObject *self, cc_waiter *w, int *have_waiter, cc_time deadline, int spun)
+{
+    int out;
+#ifdef Py_GIL_DISABLED
+    spin_drain(self, deadline);
+    spun = 1;
+#endif
+    for (;;) {
+        STATE_BEGIN(self)
+        if (*have_waiter) {
+            cc_waiter_rearm(w);
+            out = drained_or_register(self, w) ? OUT_GOT : OUT_PARK;
+        }
+        else {
+            out = RW_READERS(cc_load_int(&self->state)) == 0 ? OUT_GOT : OUT_NEED_WAITER;
+        }
+        if (out == OUT_GOT) {
+            self->draining = 0;
+        }
+        STATE_END();
+        if (out != OUT_NEED_WAITER) {
+            break;
+        }
+        if (cc_waiter_init(w, KIND_DRAIN) < 0) {
+            STATE_BEGIN(self)
+            give_up_write_locked(self, w);
+            STATE_END();
+            return OUT_FAILED;
+        }
+        *have_waiter = 1;
+    }
+    while (out == OUT_PARK) {
+        cc_park_result r = park(w, deadline, spun);
+        spun = 0;
+        STATE_BEGIN(self)
+        if (!w->woken || r == CC_PARK_ERROR) {
+            /* timed out or interrupted (still the drainer unless woken) */
+            give_up_write_locked(self, w);
+            out = r == CC_PARK_ERROR ? OUT_FAILED : OUT_REFUSED;
+        }
+        else {
+            cc_waiter_rearm(w);
+            if (drained_or_register(self, w)) {
+                self->draining = 0;
+                out = OUT_GOT;
+            }
+        }
+        STATE_END();
+    }
+    return out;
 }
 
 /* The slow path of an acquire in `mode`, until `deadline` (if `blocking`).
-   1 acquired, 0 not (try_*, timeout), -1 with an exception set. */
+   1 acquired, 0 not (try_*, timeout), -1 with an exception set.
+
+   Free-threaded builds spin before they queue (spin_acquire): when the lock
+   is held for a short critical section by a thread that is running, a few
+   microseconds of retrying the fast path save the futex sleep and wake-up
+   of both sides.  Not with the GIL (the holder could not run meanwhile), not
+   for try_* (non-blocking), not past the deadline, and not while threads
+   are parked (parking_lot's rule: they queued first). */
 static int
 acquire_slow(RwLockObject *self, int mode, cc_time deadline, int blocking)
 {
     cc_waiter w;
     int have_waiter = 0;
-    int draining = 0;          /* writers: holding the token, waiting for readers */
     int front = 0;             /* woken to compete again: keep our place */
     Py_ssize_t arrived = -1;   /* readers: the writer phase they first queued in */
+    int spin = blocking;       /* free-threaded: spin before queueing */
+    int spun = 0;              /* ... and did */
     int out;
+#ifndef Py_GIL_DISABLED
+    (void)spin;
+#endif
     for (;;) {
+#ifdef Py_GIL_DISABLED
+        if (spin) {
+            spin = 0;
+            if (spin_acquire(self, mode, deadline, &spun)) {
+                out = OUT_GOT;
+                break;
+            }
+        }
+#endif
         STATE_BEGIN(self)
         if (mode == MODE_READ) {
             out = read_attempt_locked(self, have_waiter ? &w : NULL, blocking, arrived);
@@ -698,16 +886,6 @@ acquire_slow(RwLockObject *self, int mode, cc_time deadline, int blocking)
         }
         else {
             out = token_attempt_locked(self, mode, have_waiter ? &w : NULL, blocking, front);
-            if (out == OUT_DRAIN) {
-                draining = 1;
-                if (drained_or_register(self, &w)) {
-                    self->draining = 0;
-                    out = OUT_GOT;
-                }
-                else {
-                    out = OUT_QUEUED;
-                }
-            }
         }
         STATE_END();
         if (out == OUT_NEED_WAITER) {
@@ -717,19 +895,26 @@ acquire_slow(RwLockObject *self, int mode, cc_time deadline, int blocking)
             have_waiter = 1;
             continue;
         }
-        while (out == OUT_QUEUED || out == OUT_PARK) {
-            cc_park_result r = cc_park(&w, deadline);
+        while (out == OUT_QUEUED) {
+            cc_park_result r = park(&w, deadline, spun);
+            spun = 0;
             STATE_BEGIN(self)
             out = mode == MODE_WRITE
-                ? settle_writer_locked(self, &w, &draining, r)
+                ? settle_writer_locked(self, &w, r)
                 : settle_queued_locked(self, &w, mode, r);
             STATE_END();
+        }
+        if (out == OUT_DRAIN) {
+            out = drain_wait(self, &w, &have_waiter, deadline, spun);
         }
         if (out != OUT_RETRY) {
             break;
         }
         cc_waiter_rearm(&w);
         front = 1;
+        /* Woken to compete for the token again: spin if nobody is parked.  A
+           reader woken to look again goes straight on: it may have a pass. */
+        spin = blocking && mode != MODE_READ;
     }
     if (have_waiter) {
         cc_waiter_fini(&w);
@@ -813,13 +998,20 @@ release_mode(RwLockObject *self, int mode, PyObject *exc)
 
 /* The upgradable reader waits for the plain readers to leave (new ones wait
    meanwhile), then becomes the writer.  0 done; -1 with an exception set, in
-   which case it is still the upgradable reader. */
+   which case it is still the upgradable reader.  Free-threaded builds block
+   new readers and spin first (`upgrading` set, no drainer yet), as a writer's
+   drain_wait does. */
 static int
 upgrade_slow(RwLockObject *self)
 {
     cc_waiter w;
     int have_waiter = 0;
+    int spin = 0;              /* free-threaded: block readers, spin first */
+    int spun = 0;              /* ... and did */
     int out;
+#ifdef Py_GIL_DISABLED
+    spin = 1;
+#endif
     for (;;) {
         STATE_BEGIN(self)
         out = OUT_NEED_WAITER;
@@ -828,8 +1020,17 @@ upgrade_slow(RwLockObject *self)
             if (RW_READERS(s) == 0) {
                 int ns = (s & ~RW_UPGRADER) | RW_WRITER | RW_BLOCKED;
                 if (cc_cas_int(&self->state, s, ns)) {
+                    self->upgrading = 0;
                     self->announced = 1;
                     out = OUT_GOT;
+                    break;
+                }
+                continue;
+            }
+            if (spin) {
+                if (cc_cas_int(&self->state, s, s | RW_BLOCKED)) {
+                    self->upgrading = 1;
+                    out = OUT_DRAIN;
                     break;
                 }
                 continue;
@@ -846,16 +1047,31 @@ upgrade_slow(RwLockObject *self)
             }
         }
         STATE_END();
+#ifdef Py_GIL_DISABLED
+        if (out == OUT_DRAIN) {
+            spin = 0;
+            spun = 1;
+            spin_drain(self, CC_FOREVER);
+            continue;
+        }
+#endif
         if (out != OUT_NEED_WAITER) {
             break;
         }
         if (cc_waiter_init(&w, KIND_DRAIN) < 0) {
+            STATE_BEGIN(self)
+            if (self->upgrading) {   /* it spun: readers may come in again */
+                self->upgrading = 0;
+                refresh_locked(self, REFRESH_RECHECK);
+            }
+            STATE_END();
             return -1;
         }
         have_waiter = 1;
     }
     while (out == OUT_PARK) {
-        cc_park_result r = cc_park(&w, CC_FOREVER);
+        cc_park_result r = park(&w, CC_FOREVER, spun);
+        spun = 0;
         STATE_BEGIN(self)
         if (r == CC_PARK_ERROR) {
             /* Interrupted: stay the upgradable reader; readers may come in again. */
@@ -1835,5 +2051,23 @@ cc_add_rwlock_types(PyObject *module)
         return -1;
     }
     PyType_Modified(&RwLockType);
+#ifdef Py_GIL_DISABLED
+    PyObject *threading = PyImport_ImportModule("threading");
+    if (threading == NULL) {
+        return -1;
+    }
+    PyObject *main = PyObject_CallMethod(threading, "main_thread", NULL);
+    Py_DECREF(threading);
+    PyObject *ident = main != NULL ? PyObject_GetAttrString(main, "ident") : NULL;
+    Py_XDECREF(main);
+    if (ident == NULL) {
+        return -1;
+    }
+    main_thread_ident = PyLong_AsUnsignedLong(ident);
+    Py_DECREF(ident);
+    if (main_thread_ident == (unsigned long)-1 && PyErr_Occurred()) {
+        return -1;
+    }
+#endif
     return 0;
 }
