@@ -49,8 +49,12 @@ class _Interrupter:
     Started inside the `pytest.raises` block, so the interrupt can never land outside it.
     """
 
+    kept: list[threading.Thread] = []  # a Thread freed mid-search runs a weakref callback
+    # (threading's WeakSet of threads): a SIGINT landing in a callback is lost, as Python does
+
     def __init__(self, delay: float) -> None:
         self.timer = threading.Thread(target=self._fire, args=(delay,), daemon=True)
+        self.kept.append(self.timer)
 
     @staticmethod
     def _fire(delay: float) -> None:
@@ -65,6 +69,30 @@ class _Interrupter:
             self.timer.join()
 
 
+def _until_interrupted(search: Callable[[], object], delay: float) -> BaseException | None:
+    """Run `search` over and over until SIGINT lands `delay` seconds in; what it raised.
+
+    The signal is always consumed in here, even when something else ended the
+    search first (then that something is returned, for the assertion to show).
+    """
+    timer = _Interrupter(delay)
+    raised: BaseException | None = None
+    try:
+        timer.start()
+        while True:
+            search()
+    except BaseException as exc:
+        raised = exc
+    finally:
+        timer.join()
+        try:  # a SIGINT still pending lands here, not in pytest's own code
+            for _ in range(50):
+                time.sleep(0.001)
+        except KeyboardInterrupt as late:
+            raised = raised if raised is not None else late
+    return raised
+
+
 @pytest.fixture
 def main_thread_only() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
@@ -77,16 +105,12 @@ def main_thread_only() -> Iterator[None]:
 def test_sigint_at_random_moments_is_only_ever_keyboard_interrupt(strategy: str) -> None:
     rng = random.Random(f"interrupts-{strategy}")
     for search in range(SEARCHES):
-        timer = _Interrupter(rng.uniform(0.0, 0.03))
-        with pytest.raises(KeyboardInterrupt) as caught:
-            try:
-                timer.start()
-                while True:  # search until the interrupt lands (mid-search, or between two)
-                    concurrency.check(correct_counter, strategy, iterations=10**9, seed=search,
-                                      preemption_bound=2 if strategy == "dfs" else None)
-            finally:
-                timer.join()
-        assert type(caught.value) is KeyboardInterrupt, f"search {search}: {caught.value!r}"
+        raised = _until_interrupted(
+            lambda: concurrency.check(correct_counter, strategy, iterations=10**9, seed=search,  # noqa: B023
+                                      preemption_bound=2 if strategy == "dfs" else None),
+            rng.uniform(0.0, 0.03),
+        )
+        assert type(raised) is KeyboardInterrupt, f"search {search}: {raised!r}"
         assert execution_state.runtime is None, f"search {search} left an execution installed"
     # The next search starts clean and still proves the test correct.
     report = concurrency.check(correct_counter, "dfs", iterations=100_000, preemption_bound=1)
@@ -162,20 +186,14 @@ def test_sigint_during_replay_propagates() -> None:
         concurrency.check(racy, "dfs")
     token = found.value.replay
 
-    def replay_forever() -> None:
-        while True:
-            with pytest.raises(concurrency.ScheduleFailure):
-                concurrency.replay(racy, token)
+    def replay_once() -> None:
+        with pytest.raises(concurrency.ScheduleFailure):
+            concurrency.replay(racy, token)
 
     rng = random.Random("replay")
     for _ in range(10):
-        timer = _Interrupter(rng.uniform(0.0, 0.02))
-        with pytest.raises(KeyboardInterrupt):
-            try:
-                timer.start()
-                replay_forever()
-            finally:
-                timer.join()
+        raised = _until_interrupted(replay_once, rng.uniform(0.0, 0.02))
+        assert type(raised) is KeyboardInterrupt, repr(raised)
         assert execution_state.runtime is None
 
 
