@@ -36,7 +36,7 @@ def _real_thread_module(name: str) -> ModuleType:
 def implementation() -> Any:
     """The backend module that should build an object created right now."""
     runtime = execution_state.runtime
-    if runtime is not None:
+    if runtime is not None and not runtime.closed:
         return runtime.primitives
     return _PROCESS_MODULE
 

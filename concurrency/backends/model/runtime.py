@@ -431,11 +431,13 @@ class Execution:
             if self.failure is None:
                 self.failure = self._unobserved_error()
         finally:
+            # Uninstall first: an interrupt landing anywhere below must not leave this
+            # execution current (its threads keep their own reference to it).
+            execution_state.runtime = previous
             try:
                 self._teardown()
             finally:  # even when an interrupt lands in the teardown itself
                 self.closed = True
-                execution_state.runtime = previous
                 mark_model_thread(marked)
         if self.interrupt is not None:
             interrupt, self.interrupt = self.interrupt, None
