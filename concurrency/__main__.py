@@ -12,10 +12,10 @@ search without --preemption-bound does), it also says on stderr how much it
 searched: "NOT the whole space". `replay` re-runs the schedule a failure printed.
 
 Exit status:
-  0    no failure found (check: see stderr for how much was searched), or the
-       replayed schedule passed
+  0    no failure found (check: see stderr for how much was searched)
   1    a failing schedule was found or replayed, or a replay diverged from its
-       token (the function is not deterministic)
+       token or its failure did not recur (the function is not deterministic,
+       or it changed: after a fix, run check again)
   2    bad usage: an unknown option, a MODULE:FUNCTION that cannot be imported
        or needs arguments, a damaged token or a token of another function
   3    --strict, and the search did not cover the whole schedule space
@@ -308,14 +308,15 @@ def _parser() -> argparse.ArgumentParser:
 
     replay_cmd = commands.add_parser(
         "replay", help="re-run the failing schedule a replay token recorded",
-        description="Re-run exactly the schedule TOKEN recorded. Exit status: 0 it passed, "
-                    "1 it failed again or diverged from the token (FUNCTION is not "
-                    "deterministic), 2 bad usage or a damaged or foreign token, 130 interrupted.",
+        description="Re-run exactly the schedule TOKEN recorded. Exit status: 1 it failed "
+                    "again, or it diverged from the token or did not fail (FUNCTION is not "
+                    "deterministic, or it changed: after a fix, run check again), 2 bad usage "
+                    "or a damaged or foreign token, 130 interrupted.",
     )
     replay_cmd.add_argument("target", metavar="MODULE:FUNCTION",
                             help="the function the token was recorded for")
     replay_cmd.add_argument("token", metavar="TOKEN",
-                            help="the replay token a failure printed (cc1-...)")
+                            help="the replay token a failure printed (cc2-...)")
     replay_cmd.add_argument("--max-steps", type=_positive_int, default=None, metavar="N",
                             help=max_steps_help)
     replay_cmd.set_defaults(run=_replay)
