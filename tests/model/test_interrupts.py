@@ -54,15 +54,16 @@ class _Interrupter:
 
     kept: list[threading.Thread] = []  # a Thread freed mid-search runs such a callback
 
-    def __init__(self, delay: float) -> None:
+    def __init__(self, delay: float, signum: int = signal.SIGINT) -> None:
         self.stopped = threading.Event()
+        self.signum = signum
         self.timer = threading.Thread(target=self._fire, args=(delay,), daemon=True)
         self.kept.append(self.timer)
 
     def _fire(self, delay: float) -> None:
         time.sleep(delay)
         while True:
-            _thread.interrupt_main()
+            _thread.interrupt_main(self.signum)
             if self.stopped.wait(0.05):
                 return
 
@@ -75,13 +76,14 @@ class _Interrupter:
             self.timer.join()
 
 
-def _until_interrupted(search: Callable[[], object], delay: float) -> BaseException | None:
+def _until_interrupted(search: Callable[[], object], delay: float,
+                       signum: int = signal.SIGINT) -> BaseException | None:
     """Run `search` over and over until SIGINT lands `delay` seconds in; what it raised.
 
     The signal is always consumed in here, even when something else ended the
     search first (then that something is returned, for the assertion to show).
     """
-    timer = _Interrupter(delay)
+    timer = _Interrupter(delay, signum)
     raised: BaseException | None = None
     try:
         timer.start()
@@ -91,10 +93,10 @@ def _until_interrupted(search: Callable[[], object], delay: float) -> BaseExcept
         raised = exc
     finally:
         timer.join()
-        try:  # a SIGINT still pending lands here, not in pytest's own code
+        try:  # a signal still pending lands here, not in pytest's own code
             for _ in range(50):
                 time.sleep(0.001)
-        except KeyboardInterrupt as late:
+        except BaseException as late:
             raised = raised if raised is not None else late
     return raised
 
@@ -135,13 +137,12 @@ def test_an_exception_from_a_signal_handler_propagates_as_itself() -> None:
     previous = signal.signal(signal.SIGALRM, on_alarm)
     try:
         for delay in (0.001, 0.005, 0.02):
-            signal.setitimer(signal.ITIMER_REAL, delay)
-            with pytest.raises(FakeTimeout):
-                while True:
-                    concurrency.check(correct_counter, "random", iterations=10**9)
+            raised = _until_interrupted(
+                lambda: concurrency.check(correct_counter, "random", iterations=10**9), delay,
+                signal.SIGALRM)
+            assert type(raised) is FakeTimeout, repr(raised)
             assert execution_state.runtime is None
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
 
 
@@ -213,13 +214,12 @@ def test_an_exception_subclass_from_a_signal_handler_propagates_as_itself() -> N
     previous = signal.signal(signal.SIGALRM, Deadline())
     try:
         for delay in (0.001, 0.004, 0.015):
-            signal.setitimer(signal.ITIMER_REAL, delay)
-            with pytest.raises(TimeoutError, match="took too long"):
-                while True:
-                    concurrency.check(correct_counter, "random", iterations=10**9)
+            raised = _until_interrupted(
+                lambda: concurrency.check(correct_counter, "random", iterations=10**9), delay,
+                signal.SIGALRM)
+            assert type(raised) is TimeoutError and "took too long" in str(raised), repr(raised)
             assert execution_state.runtime is None
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
 
 
