@@ -45,7 +45,7 @@ def correct_counter() -> None:
 
 class _Interrupter:
     """Delivers SIGINT to the main thread `delay` seconds after `start()`, from another thread,
-    and again every 50 ms until stopped.
+    and again every second until stopped.
 
     Python itself loses a signal that lands in a weakref callback or a finalizer
     (it is reported as unraisable), so a single shot may never arrive; what the
@@ -64,7 +64,7 @@ class _Interrupter:
         time.sleep(delay)
         while True:
             _thread.interrupt_main(self.signum)
-            if self.stopped.wait(0.05):
+            if self.stopped.wait(1.0):  # again only if the first one was lost
                 return
 
     def start(self) -> None:

@@ -418,8 +418,10 @@ class Execution:
     def run(self, fn: Callable[[], Any], thread_cls: Any) -> Failure | None:
         """Run `fn` as the main thread, then every thread it left running; the failure, if any."""
         previous = execution_state.runtime
+        if previous is not None and previous.closed:  # left by an interrupt in its cleanup
+            previous = None
         self.root = greenlet.getcurrent()
-        marked = mark_model_thread(True)
+        mark_model_thread(True)
         try:
             execution_state.runtime = self
             self.spawn(thread_cls, fn, (), {}, None)
@@ -438,7 +440,7 @@ class Execution:
                 self._teardown()
             finally:  # even when an interrupt lands in the teardown itself
                 self.closed = True
-                mark_model_thread(marked)
+                mark_model_thread(previous is not None)
         if self.interrupt is not None:
             interrupt, self.interrupt = self.interrupt, None
             raise interrupt
