@@ -10,6 +10,7 @@ from __future__ import annotations
 import _thread
 import random
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -105,6 +106,10 @@ def _until_interrupted(search: Callable[[], object], delay: float,
 def main_thread_only() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         pytest.skip("signals are delivered to the main thread only")
+    if not getattr(sys, "_is_gil_enabled", lambda: True)():
+        # Known gap (issue 8 note): on 3.13t a signal can leave a model execution
+        # installed after the interrupt propagates, and every later test inherits it.
+        pytest.skip("signal fuzzing of the model is not yet reliable on free-threaded builds")
     yield
 
 
